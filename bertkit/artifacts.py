@@ -1,0 +1,198 @@
+"""Rank-0 writers of a run's results: config.yaml, metrics.json, the model/ folder with its card, curves.png.
+
+Everything here runs on the main process only, after the inputs were validated and training finished, so
+a run that fails on bad input leaves an earlier run's files as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from transformers import PreTrainedTokenizerBase
+
+from bertkit.config import PretrainCorpusConfig, RunConfig
+from bertkit.data.bundle import DataBundle
+from bertkit.errors import ConfigError
+from bertkit.loop import TrainResult
+
+MODEL_DIR = "model"
+
+
+def check_writable(run_dir: Path) -> None:
+    """Fail at start-up, not after hours of training, when the run directory cannot be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"invalid setting output_dir: {run_dir} cannot be written ({error.strerror})") from None
+
+
+def write_config(run: RunConfig, run_dir: Path) -> None:
+    """The resolved configuration, so the run can be repeated with `--config-path`/overrides."""
+    _atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)))
+
+
+def write_results(
+    run: RunConfig,
+    run_dir: Path,
+    result: TrainResult,
+    tokenizer: PreTrainedTokenizerBase,
+    bundle: DataBundle,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """metrics.json, model/ (a plain Hugging Face folder with a model card) and curves.png."""
+    metrics = {
+        **result.scores,
+        "data": bundle.stats,
+        "throughput": result.throughput,
+        "timings_seconds": timings,
+    }
+    _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    save_model(result.model, tokenizer, run_dir / MODEL_DIR, model_card(run, result, bundle))
+    plot_curves(run_dir / "log.jsonl", run_dir / "curves.png")
+    return metrics
+
+
+def save_model(model, tokenizer: PreTrainedTokenizerBase, folder: Path, card: str) -> None:
+    """save_pretrained (safetensors) + tokenizer + README.md, written beside and swapped in when complete."""
+    staging = folder.with_name(folder.name + ".tmp")
+    model.save_pretrained(staging, safe_serialization=True)
+    # bertkit's speed-ups subclass transformers' models; the folder names the transformers class,
+    # so `from_pretrained` and pipelines load it without bertkit.
+    exported = next(c.__name__ for c in type(model).__mro__ if c.__module__.startswith("transformers."))
+    config_path = staging / "config.json"
+    config = json.loads(config_path.read_text())
+    config["architectures"] = [exported]
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tokenizer.save_pretrained(staging)
+    (staging / "README.md").write_text(card)
+    if folder.exists():
+        previous = folder.with_name(folder.name + ".old")
+        folder.rename(previous)
+        staging.rename(folder)
+        _remove_tree(previous)
+    else:
+        staging.rename(folder)
+
+
+def model_card(run: RunConfig, result: TrainResult, bundle: DataBundle) -> str:
+    """A Hugging Face model card: what was trained on what, with which settings, and how well."""
+    model = result.model
+    cfg = model.config
+    origin = f"continued from `{run.model.name_or_path}`" if run.model.name_or_path else "trained from scratch"
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: fill-mask" if isinstance(run.data, PretrainCorpusConfig) else "pipeline_tag: null",
+        "tags: [bert, bertkit]",
+        "---",
+        "",
+        f"# {run.name}",
+        "",
+        f"A BERT ({cfg.num_hidden_layers} layers, hidden size {cfg.hidden_size}, "
+        f"{cfg.num_attention_heads} heads, vocabulary {cfg.vocab_size}) {origin} with bertkit, "
+        f"on {bundle.description}.",
+        "",
+        "## Data",
+        "",
+        "| split | " + " | ".join(_first_keys(bundle.stats)) + " |",
+        "|---|" + "---|" * len(_first_keys(bundle.stats)),
+    ]
+    for split, numbers in bundle.stats.items():
+        lines.append(f"| {split} | " + " | ".join(_fmt(v) for v in numbers.values()) + " |")
+    trainer = run.trainer
+    settings = {
+        "seed": run.seed,
+        "max_seq_length": bundle.task.max_seq_length,
+        "per-device batch size": trainer.per_device_batch_size,
+        "gradient accumulation": trainer.gradient_accumulation_steps,
+        "processes": result.throughput.get("processes"),
+        "learning rate": trainer.learning_rate,
+        "schedule": f"{trainer.lr_scheduler}, warmup {trainer.warmup_steps or trainer.warmup_ratio}",
+        "weight decay": trainer.weight_decay,
+        "optimizer steps": result.throughput.get("steps"),
+        "mixed precision": str(trainer.mixed_precision),
+    }
+    if isinstance(run.data, PretrainCorpusConfig):
+        masking = run.data.masking
+        settings["masking"] = (
+            f"{masking.mode}, {masking.mlm_probability:.0%}, {'whole words' if masking.whole_word else 'word pieces'}"
+        )
+    lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {key} | {_fmt(value)} |" for key, value in settings.items()]
+    lines += ["", "## Evaluation", "", "| split | metric | value |", "|---|---|---|"]
+    for split, scores in result.scores.items():
+        lines += [f"| {split} | {metric} | {_fmt(value)} |" for metric, value in scores.items()]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        'fill = pipeline("fill-mask", model="path/to/this/folder")',
+        'print(fill("The function returns a [MASK] of strings."))',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_curves(log_path: Path, image_path: Path) -> None:
+    """Loss, learning rate and evaluation metrics against the optimizer step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if "eval" in r]
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for name in sorted({k for r in train for k in r if k.endswith("loss")}):
+        axes[0].plot([r["step"] for r in train], [r[name] for r in train], label=name)
+    axes[0].set(title="training loss", xlabel="step")
+    axes[1].plot([r["step"] for r in train], [r["lr"] for r in train])
+    axes[1].set(title="learning rate", xlabel="step")
+    for split in sorted({s for r in evals for s in r["eval"]}):
+        metrics = sorted({m for r in evals for m in r["eval"].get(split, {}) if m.endswith("accuracy")})
+        for metric in metrics:
+            points = [(r["step"], r["eval"][split][metric]) for r in evals if metric in r["eval"].get(split, {})]
+            axes[2].plot(*zip(*points, strict=True), marker="o", label=f"{split} {metric}")
+    axes[2].set(title="evaluation", xlabel="step")
+    for axis in (axes[0], axes[2]):
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(image_path, dpi=100)
+    plt.close(figure)
+
+
+def _first_keys(stats: dict[str, dict[str, Any]]) -> list[str]:
+    return list(next(iter(stats.values()), {}).keys())
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(text)
+    os.replace(staging, path)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

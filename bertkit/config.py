@@ -1,0 +1,330 @@
+"""Typed configuration: one dataclass schema per Hydra group option, converted once by `load`.
+
+YAML files under `conf/` only set values; these schemas decide which keys exist and what type each one
+has, so a misspelled override, a wrong type or an unknown enum value stops the run before any work,
+with an error that names the key. Code below `train.py` receives these dataclasses, never a DictConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from bertkit.errors import ConfigError
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"invalid setting {key}: {message}")
+
+
+# --------------------------------------------------------------------------------------------- choices
+
+
+class CorpusSource(StrEnum):
+    """Where pretraining text comes from."""
+
+    embedded = "embedded"  # docstrings of the installed standard library and packages
+    sentence_files = "sentence_files"  # google-research/bert format: a sentence per line, blank line per doc
+    prose_files = "prose_files"  # plain prose: paragraphs split into sentences by a sentence splitter
+    hub = "hub"  # a Hugging Face Hub dataset with a text column
+    local = "local"  # json / jsonl / parquet / csv files with a text column
+
+
+class EncodingErrors(StrEnum):
+    """What to do with bytes that are not UTF-8."""
+
+    strict = "strict"  # stop, naming the file and byte offset
+    replace = "replace"  # decode with U+FFFD and go on
+
+
+class MaskingMode(StrEnum):
+    """When MLM masks are drawn."""
+
+    dynamic = "dynamic"  # fresh masks for every batch, in the collator (RoBERTa-style)
+    static = "static"  # masks fixed at preprocessing, `dupe_factor` copies (google-research/bert)
+
+
+class MixedPrecision(StrEnum):
+    no = "no"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class SchedulerKind(StrEnum):
+    linear = "linear"
+    cosine = "cosine"
+    constant = "constant_with_warmup"
+
+
+class AttnImplementation(StrEnum):
+    sdpa = "sdpa"
+    eager = "eager"
+    flex_attention = "flex_attention"
+    flash_attention_2 = "flash_attention_2"
+
+
+# --------------------------------------------------------------------------------------------- schemas
+
+
+@dataclass(kw_only=True, slots=True)
+class TokenizerConfig:
+    """Which tokenizer to use, or how to train one."""
+
+    name_or_path: str | None = None
+    """Hub id or folder of a tokenizer. None: the model checkpoint's tokenizer, or, when the model is
+    trained from scratch, a WordPiece vocabulary trained on the pretraining corpus."""
+    vocab_size: int = 8192
+    """Size of a trained WordPiece vocabulary (special tokens included)."""
+    lowercase: bool = True
+    """Lowercase and strip accents before WordPiece (uncased BERT)."""
+    min_frequency: int = 2
+    """A trained WordPiece keeps only pieces seen at least this often."""
+
+    def __post_init__(self) -> None:
+        _require(self.vocab_size >= 128, "tokenizer.vocab_size", f"{self.vocab_size} is too small (>= 128)")
+        _require(self.min_frequency >= 1, "tokenizer.min_frequency", "must be >= 1")
+
+
+@dataclass(kw_only=True, slots=True)
+class EmbeddedCorpusConfig:
+    """The corpus that needs no download: docstrings of installed Python code, one document per module."""
+
+    packages: list[str] = field(default_factory=lambda: ["stdlib"])
+    """Top-level packages to read, in this order; "stdlib" is the standard library."""
+    max_chars: int = 12_000_000
+    """Stop adding modules once this many characters of text are collected."""
+    min_sentences: int = 4
+    """Modules with fewer prose sentences than this are skipped."""
+
+
+@dataclass(kw_only=True, slots=True)
+class MaskingConfig:
+    """Masked-language-model corruption (google-research/bert defaults)."""
+
+    mode: MaskingMode = MaskingMode.dynamic
+    mlm_probability: float = 0.15
+    """Fraction of (non-special) tokens chosen for prediction."""
+    mask_replace_prob: float = 0.8
+    """Of the chosen tokens, the fraction replaced by [MASK]."""
+    random_replace_prob: float = 0.1
+    """Of the chosen tokens, the fraction replaced by a random token; the rest are kept."""
+    whole_word: bool = False
+    """Choose whole words: all WordPiece pieces of a word are masked together, or none."""
+
+    def __post_init__(self) -> None:
+        _require(0 < self.mlm_probability < 1, "data.masking.mlm_probability", "must be in (0, 1)")
+        _require(
+            self.mask_replace_prob >= 0
+            and self.random_replace_prob >= 0
+            and self.mask_replace_prob + self.random_replace_prob <= 1,
+            "data.masking.mask_replace_prob",
+            "mask_replace_prob and random_replace_prob must be >= 0 and sum to at most 1",
+        )
+
+
+@dataclass(kw_only=True, slots=True)
+class PretrainCorpusConfig:
+    """Data recipe for MLM + NSP pretraining from raw text."""
+
+    source: CorpusSource = CorpusSource.embedded
+    paths: list[str] = field(default_factory=list)
+    """Files, directories or glob patterns (sentence_files, prose_files, local)."""
+    hub_name: str | None = None
+    """Hub dataset id for source=hub, e.g. Salesforce/wikitext."""
+    hub_config: str | None = None
+    """Hub dataset configuration, e.g. wikitext-103-raw-v1."""
+    hub_split: str = "train"
+    text_column: str = "text"
+    """Column holding the text (source=hub or local)."""
+    document_start_pattern: str | None = None
+    """source=hub or local: a regex; rows are joined into one document until a row matches it
+    (wikitext: '^ = [^=].* = $'). None: every row is a document."""
+    encoding_errors: EncodingErrors = EncodingErrors.strict
+    embedded: EmbeddedCorpusConfig = field(default_factory=EmbeddedCorpusConfig)
+    max_documents: int | None = None
+    """Use only the first N documents (after reading, before the split)."""
+    eval_fraction: float = 0.02
+    """Fraction of documents held out for evaluation (at least 2, so NSP has a random next)."""
+    max_eval_documents: int = 300
+    """Cap on held-out documents, so evaluation stays cheap on big corpora."""
+    max_seq_length: int = 128
+    """Tokens per instance, [CLS] and both [SEP] included."""
+    short_seq_prob: float = 0.1
+    """Probability of a shorter random target length (pretraining/fine-tuning length mismatch)."""
+    random_next_prob: float = 0.5
+    """Probability that segment B comes from another document (NSP negative)."""
+    dupe_factor: int = 1
+    """Number of times instances are built, each with other splits and, if static, other masks."""
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    num_proc: int = 2
+    """Worker processes for tokenization and instance building (part of the cache fingerprint)."""
+    map_batch_size: int = 256
+    """Documents per `datasets.map` batch (part of the cache fingerprint)."""
+    seed: int = 12345
+    """Seed of the instance builder and the held-out split, independent of the training seed so that
+    runs with other training seeds share one cache."""
+
+    def __post_init__(self) -> None:
+        _require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
+        _require(0 <= self.short_seq_prob <= 1, "data.short_seq_prob", "must be in [0, 1]")
+        _require(0 <= self.random_next_prob <= 1, "data.random_next_prob", "must be in [0, 1]")
+        _require(0 < self.eval_fraction < 1, "data.eval_fraction", "must be in (0, 1)")
+        _require(self.max_eval_documents >= 2, "data.max_eval_documents", "must be >= 2")
+        _require(self.dupe_factor >= 1, "data.dupe_factor", "must be >= 1")
+        _require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+        _require(self.map_batch_size >= 1, "data.map_batch_size", "must be >= 1")
+        needs_paths = (CorpusSource.sentence_files, CorpusSource.prose_files, CorpusSource.local)
+        _require(
+            self.source not in needs_paths or bool(self.paths),
+            "data.paths",
+            f"data.source={self.source} reads files: set data.paths=[file, dir or glob, ...]",
+        )
+        _require(
+            self.source != CorpusSource.hub or bool(self.hub_name),
+            "data.hub_name",
+            "data.source=hub needs data.hub_name (e.g. Salesforce/wikitext)",
+        )
+
+
+@dataclass(kw_only=True, slots=True)
+class ModelConfig:
+    """Model recipe: a BERT from scratch (sizes below) or from a checkpoint."""
+
+    name_or_path: str | None = None
+    """Checkpoint folder or Hub id to start from. None: initialise from scratch with the sizes below."""
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    intermediate_size: int = 512
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+    attn_implementation: AttnImplementation = AttnImplementation.sdpa
+    masked_positions_only: bool = True
+    """Compute MLM logits only at masked positions (same weights and loss, far less work)."""
+    trust_remote_code: bool = False
+    """Allow a Hub checkpoint to run its own Python code. Off: only transformers' BERT code runs."""
+
+    def __post_init__(self) -> None:
+        if self.name_or_path is None:
+            _require(
+                self.hidden_size % self.num_attention_heads == 0,
+                "model.hidden_size",
+                f"{self.hidden_size} is not a multiple of model.num_attention_heads={self.num_attention_heads}",
+            )
+        _require(self.num_hidden_layers >= 1, "model.num_hidden_layers", "must be >= 1")
+
+
+@dataclass(kw_only=True, slots=True)
+class TrainerConfig:
+    """The optimisation loop."""
+
+    per_device_batch_size: int = 32
+    eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    """Applied to weights only; biases and LayerNorm parameters are never decayed."""
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm; 0 turns it off."""
+    lr_scheduler: SchedulerKind = SchedulerKind.linear
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    """Warmup as a fraction of all optimizer steps, used when warmup_steps is 0."""
+    num_epochs: int = 1
+    max_steps: int | None = None
+    """Optimizer steps to run; overrides num_epochs when set."""
+    max_minutes: float | None = None
+    """Stop (and evaluate, save) after this much training time."""
+    mixed_precision: MixedPrecision = MixedPrecision.no
+    log_every: int = 10
+    eval_every: int | None = None
+    """Evaluate every N optimizer steps (and always at the end)."""
+    save_every: int | None = None
+    """Write a resumable checkpoint every N optimizer steps."""
+    keep_last: int = 2
+    """Resumable checkpoints to keep."""
+    resume: bool = True
+    """Resume from the newest checkpoint in the run directory when one is there."""
+    num_workers: int = 0
+    """DataLoader worker processes (0: load in the training process)."""
+    torch_compile: bool = False
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every"):
+            _require(getattr(self, key) >= 1, f"trainer.{key}", "must be >= 1")
+        _require(self.learning_rate > 0, "trainer.learning_rate", "must be > 0")
+        _require(self.num_epochs >= 1, "trainer.num_epochs", "must be >= 1")
+        _require(self.max_steps is None or self.max_steps >= 1, "trainer.max_steps", "must be >= 1")
+        _require(self.warmup_steps >= 0, "trainer.warmup_steps", "must be >= 0")
+        _require(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
+        _require(self.max_grad_norm >= 0, "trainer.max_grad_norm", "must be >= 0")
+        _require(self.keep_last >= 1, "trainer.keep_last", "must be >= 1")
+        _require(self.eval_every is None or self.eval_every >= 1, "trainer.eval_every", "must be >= 1")
+        _require(self.save_every is None or self.save_every >= 1, "trainer.save_every", "must be >= 1")
+
+
+@dataclass(kw_only=True, slots=True)
+class RunConfig:
+    """One run: what to train, on which data, how, and where the results go."""
+
+    name: str = "bertkit"
+    seed: int = 42
+    output_dir: str = MISSING
+    """Run directory; defaults to outputs/<name>/seed<seed> so that every process agrees on it."""
+    cache_dir: str = MISSING
+    """Preprocessed corpora and trained tokenizers, shared by runs (BERTKIT_CACHE overrides)."""
+    data: Any = MISSING
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, PretrainCorpusConfig) and self.model.name_or_path is None:
+            _require(
+                self.data.max_seq_length <= self.model.max_position_embeddings,
+                "data.max_seq_length",
+                f"{self.data.max_seq_length} is larger than model.max_position_embeddings="
+                f"{self.model.max_position_embeddings}",
+            )
+
+
+DataConfig = PretrainCorpusConfig
+"""Union of the data recipes; grows with each recipe."""
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore; YAML files name them in their defaults lists."""
+    store = ConfigStore.instance()
+    store.store(name="run_schema", node=RunConfig)
+    store.store(group="data", name="pretrain_corpus_schema", node=PretrainCorpusConfig)
+    store.store(group="model", name="model_schema", node=ModelConfig)
+    store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+
+
+def load(cfg: DictConfig) -> RunConfig:
+    """Turn Hydra's composed config into validated dataclasses, once."""
+    try:
+        run = OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
+    except Exception as error:  # omegaconf's errors carry the full key; keep only the useful line
+        key = getattr(error, "full_key", None)
+        reason = str(error).splitlines()[0]
+        raise ConfigError(f"invalid setting {key}: {reason}" if key else reason) from None
+    if not isinstance(run, RunConfig):
+        raise ConfigError("the composed config is not a RunConfig (is conf/train.yaml missing run_schema?)")
+    if not isinstance(run.data, DataConfig):
+        raise ConfigError("invalid setting data: choose a data recipe, e.g. data=pretrain_corpus")
+    return run

@@ -1,0 +1,22 @@
+"""Data recipes: each turns its config into a DataBundle; `build_data` picks one by the config's type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import PreTrainedTokenizerBase
+
+from bertkit.config import DataConfig, PretrainCorpusConfig
+from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
+
+__all__ = ["DataBundle", "TaskKind", "TaskSpec", "build_data"]
+
+
+def build_data(cfg: DataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> DataBundle:
+    """Build the datasets, collators and task facts of the configured recipe."""
+    match cfg:
+        case PretrainCorpusConfig():
+            from bertkit.data import pretraining
+
+            return pretraining.build(cfg, tokenizer, cache_dir)
+    raise TypeError(f"no data recipe for {type(cfg).__name__}")

@@ -1,0 +1,52 @@
+"""What a data recipe hands on: datasets, collators, and the facts the model and loop need."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import datasets
+import torch
+
+Batch = dict[str, torch.Tensor]
+
+
+class TaskKind(StrEnum):
+    pretraining = "pretraining"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    """Facts about the task that cross from the data recipe to the model recipe and the metrics."""
+
+    kind: TaskKind
+    vocab_size: int
+    """Tokens in the tokenizer; the model's embedding matrix must hold at least this many."""
+    pad_token_id: int
+    max_seq_length: int
+    num_labels: int = 0
+    id2label: Mapping[int, str] = field(default_factory=dict)
+    metric_args: Mapping[str, Any] = field(default_factory=dict)
+    """Facts from the training data that metrics need, e.g. majority classes for trivial baselines."""
+
+
+@dataclass(kw_only=True)
+class DataBundle:
+    """Everything the loop needs from a data recipe, and nothing task-specific leaks past it."""
+
+    task: TaskSpec
+    train: datasets.Dataset
+    evaluation: dict[str, datasets.Dataset]
+    """Evaluation splits by name, e.g. {"heldout": ...}."""
+    collate_train: Callable[[list[dict]], Batch]
+    collate_eval: Callable[[list[dict]], Batch]
+    eval_outputs: Callable[[Batch, Any], dict[str, torch.Tensor]]
+    """Per-example tensors to gather from one evaluation batch and the model's output."""
+    count_tokens: Callable[[Batch], int]
+    """Real (non-padding) tokens in a batch, for throughput."""
+    stats: dict[str, Any] = field(default_factory=dict)
+    """What the recipe built (documents, instances, ...), reported and written to metrics.json."""
+    description: str = ""
+    """One line naming the data, for the model card."""

@@ -1,0 +1,327 @@
+"""Raw text sources -> documents, each a list of sentences, as a `datasets.Dataset` cached on disk.
+
+Every source yields rows `{"sentences": [str, ...]}`, one row per document, in a deterministic order.
+Document boundaries matter: next-sentence prediction draws its positives from within a document and its
+negatives from other documents.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import multiprocessing
+import os
+import re
+import sysconfig
+from collections.abc import Iterable, Iterator
+from importlib.util import find_spec
+from pathlib import Path
+
+import blingfire
+import datasets
+
+from bertkit.config import CorpusSource, PretrainCorpusConfig
+from bertkit.errors import DataError
+
+SENTENCES = "sentences"
+LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".tsv": "csv"}
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_BLANK = re.compile(r"\n\s*\n")
+_SPACES = re.compile(r"\s+")
+
+
+def load_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Dataset:
+    """Read the configured source into a dataset of documents; errors name the file or setting."""
+    datasets_cache = str(cache_dir / "datasets")
+    match cfg.source:
+        case CorpusSource.sentence_files | CorpusSource.prose_files:
+            files = expand_paths(cfg.paths)
+            reader = _sentence_file_documents if cfg.source == CorpusSource.sentence_files else _prose_documents
+            documents = _from_generator(
+                reader, {"files": _file_keys(files), "errors": str(cfg.encoding_errors)}, datasets_cache
+            )
+            where = ", ".join(cfg.paths)
+        case CorpusSource.embedded:
+            files = embedded_source_files(cfg.embedded.packages)
+            kwargs = {
+                "files": tuple(_file_keys(files)),  # a tuple: datasets would shard a list, one pool per file
+                "max_chars": cfg.embedded.max_chars,
+                "min_sentences": cfg.embedded.min_sentences,
+                "num_proc": cfg.num_proc,
+            }
+            documents = _from_generator(_docstring_documents, kwargs, datasets_cache)
+            where = f"the embedded corpus (data.embedded.packages={cfg.embedded.packages})"
+        case CorpusSource.local:
+            documents = _rows_to_documents(_load_local_rows(cfg, datasets_cache), cfg)
+            where = ", ".join(cfg.paths)
+        case CorpusSource.hub:
+            documents = _rows_to_documents(_load_hub_rows(cfg, datasets_cache), cfg)
+            where = f"Hub dataset {cfg.hub_name}"
+    if cfg.max_documents is not None:
+        documents = documents.select(range(min(cfg.max_documents, len(documents))))
+    if len(documents) == 0:
+        raise DataError(f"the corpus is empty: no sentences in {where} (data.paths / data.source)")
+    if len(documents) < 2:
+        raise DataError(
+            f"the corpus has a single document ({where}); next-sentence prediction needs at least two "
+            "(in sentence files, separate documents with a blank line)"
+        )
+    return documents
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def expand_paths(patterns: Iterable[str]) -> list[Path]:
+    """Files named by paths, directories (recursively) and glob patterns, in a stable order."""
+    files: list[Path] = []
+    for pattern in patterns:
+        expanded = os.path.expanduser(pattern)
+        if _GLOB_CHARS.search(expanded):
+            matches = sorted(Path(p) for p in glob.glob(expanded, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise DataError(f"data.paths: no file matches {pattern!r}")
+            files.extend(matches)
+        elif Path(expanded).is_dir():
+            found = sorted(p for p in Path(expanded).rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise DataError(f"data.paths: directory {pattern!r} holds no files")
+            files.extend(found)
+        elif Path(expanded).is_file():
+            files.append(Path(expanded))
+        else:
+            raise DataError(f"data.paths: {pattern!r} does not exist")
+    return files
+
+
+def _file_keys(files: list[Path]) -> list[tuple[str, int, int]]:
+    """Path, size and modification time: part of the cache fingerprint, so edited files are re-read."""
+    return [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
+def _decoded_lines(path: str, errors: str) -> Iterator[str]:
+    """Lines of a UTF-8 file; a bad byte names the file, line and byte offset unless errors=replace."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode("utf-8", errors=errors)
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}: line {line_number}, byte offset {offset + error.start} is not UTF-8 "
+                    f"({error.reason}); set data.encoding_errors=replace to decode it as U+FFFD"
+                ) from None
+            offset += len(raw)
+
+
+def _sentence_file_documents(files: list[tuple[str, int, int]], errors: str) -> Iterator[dict]:
+    """google-research/bert format: one sentence per line, a blank line between documents."""
+    for path, _, _ in files:
+        sentences: list[str] = []
+        for line in _decoded_lines(path, errors):
+            line = line.strip()
+            if line:
+                sentences.append(line)
+            elif sentences:
+                yield {SENTENCES: sentences}
+                sentences = []
+        if sentences:
+            yield {SENTENCES: sentences}
+
+
+def _prose_documents(files: list[tuple[str, int, int]], errors: str) -> Iterator[dict]:
+    """Plain prose: one document per file, paragraphs (blank-line separated) split into sentences."""
+    for path, _, _ in files:
+        sentences: list[str] = []
+        paragraph: list[str] = []
+        for line in _decoded_lines(path, errors):
+            if line.strip():
+                paragraph.append(line)
+            elif paragraph:
+                sentences.extend(split_sentences(" ".join(paragraph)))
+                paragraph = []
+        sentences.extend(split_sentences(" ".join(paragraph)))
+        if sentences:
+            yield {SENTENCES: sentences}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a text: paragraphs at blank lines, then Bling Fire's sentence breaker within each."""
+    sentences = []
+    for paragraph in _BLANK.split(text):
+        paragraph = _SPACES.sub(" ", paragraph).strip()
+        if paragraph:
+            sentences.extend(s for s in blingfire.text_to_sentences(paragraph).split("\n") if s.strip())
+    return sentences
+
+
+# ---------------------------------------------------------------------------------------- tables / hub
+
+
+def _load_local_rows(cfg: PretrainCorpusConfig, datasets_cache: str) -> datasets.Dataset:
+    files = expand_paths(cfg.paths)
+    formats = {LOCAL_FORMATS.get(f.suffix.lower()) for f in files}
+    if None in formats or len(formats) != 1:
+        bad = next((f for f in files if f.suffix.lower() not in LOCAL_FORMATS), files[0])
+        raise DataError(
+            f"data.paths: {bad} is not one of {sorted(LOCAL_FORMATS)} (or the files mix formats); "
+            "use data.source=prose_files or sentence_files for plain text"
+        )
+    builder = formats.pop()
+    options = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
+    try:
+        rows = datasets.load_dataset(
+            builder, data_files=[str(f) for f in files], split="train", cache_dir=datasets_cache, **options
+        )
+    except Exception as error:
+        raise DataError(f"data.paths: could not read {', '.join(map(str, files))}: {error}") from None
+    if cfg.text_column not in rows.column_names:
+        raise DataError(
+            f"{files[0]}: no column {cfg.text_column!r} (data.text_column); columns are {rows.column_names}"
+        )
+    return rows
+
+
+def _load_hub_rows(cfg: PretrainCorpusConfig, datasets_cache: str) -> datasets.Dataset:
+    try:
+        rows = datasets.load_dataset(cfg.hub_name, cfg.hub_config, split=cfg.hub_split, cache_dir=datasets_cache)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"could not load Hub dataset {cfg.hub_name!r} (data.hub_name, config {cfg.hub_config!r}): "
+            f"{reason}. Offline? Save it as files and use data.source=local data.paths=[...]"
+        ) from None
+    if cfg.text_column not in rows.column_names:
+        raise DataError(
+            f"Hub dataset {cfg.hub_name}: no column {cfg.text_column!r} (data.text_column); "
+            f"columns are {rows.column_names}"
+        )
+    return rows
+
+
+def _rows_to_documents(rows: datasets.Dataset, cfg: PretrainCorpusConfig) -> datasets.Dataset:
+    """Each row is a document, or, with data.document_start_pattern, rows are joined until a match."""
+    column = cfg.text_column
+    start = re.compile(cfg.document_start_pattern) if cfg.document_start_pattern else None
+
+    def to_documents(batch: dict[str, list]) -> dict[str, list]:
+        texts = [text or "" for text in batch[column]]
+        if start is None:
+            return {SENTENCES: [split_sentences(text) for text in texts]}
+        documents: list[list[str]] = []
+        for text in texts:
+            if start.match(text) or not documents:
+                documents.append([])
+            documents[-1].extend(split_sentences(text))
+        return {SENTENCES: documents}
+
+    # One process and one batch when rows are joined: a document may not be cut at a batch edge.
+    joined = start is not None
+    documents = rows.map(
+        to_documents,
+        batched=True,
+        batch_size=None if joined else 1000,
+        num_proc=None if joined or cfg.num_proc < 2 else cfg.num_proc,
+        remove_columns=rows.column_names,
+        desc="Splitting sentences",
+    )
+    return documents.filter(lambda row: len(row[SENTENCES]) > 0, desc="Dropping empty documents")
+
+
+def _from_generator(generator, gen_kwargs: dict, datasets_cache: str) -> datasets.Dataset:
+    try:
+        return datasets.Dataset.from_generator(
+            generator,
+            gen_kwargs=gen_kwargs,
+            cache_dir=datasets_cache,
+            features=datasets.Features({SENTENCES: datasets.List(datasets.Value("string"))}),
+        )
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+# ------------------------------------------------------------------------------------------- embedded
+
+_SKIP_DIRS = {"test", "tests", "testing", "idlelib", "turtledemo", "lib2to3", "site-packages", "__pycache__"}
+
+
+def embedded_source_files(packages: list[str]) -> list[Path]:
+    """Python source files of the standard library ("stdlib") and the named installed packages."""
+    files: list[Path] = []
+    for package in packages:
+        if package == "stdlib":
+            roots = [Path(sysconfig.get_paths()["stdlib"])]
+        else:
+            spec = find_spec(package)
+            if spec is None or not spec.submodule_search_locations:
+                raise DataError(f"data.embedded.packages: {package!r} is not an installed package")
+            roots = [Path(location) for location in spec.submodule_search_locations]
+        for root in roots:
+            files.extend(
+                sorted(
+                    path
+                    for path in root.rglob("*.py")
+                    if not _SKIP_DIRS.intersection(path.relative_to(root).parts[:-1])
+                )
+            )
+    return files
+
+
+def _docstring_documents(
+    files: tuple[tuple[str, int, int], ...], max_chars: int, min_sentences: int, num_proc: int
+) -> Iterator[dict]:
+    """One document per module: the prose of its docstrings in source order, until max_chars."""
+    paths = [path for path, _, _ in files]
+    total = 0
+    with multiprocessing.get_context().Pool(max(1, num_proc)) as pool:
+        for sentences in pool.imap(_module_sentences, paths, chunksize=16):
+            if len(sentences) < min_sentences:
+                continue
+            yield {SENTENCES: sentences}
+            total += sum(len(s) for s in sentences)
+            if total >= max_chars:
+                break
+
+
+def _module_sentences(path: str) -> list[str]:
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
+        return []
+    sentences: list[str] = []
+    for docstring in _docstrings(tree):
+        for paragraph in _BLANK.split(docstring):
+            if _is_prose(paragraph):
+                sentences.extend(split_sentences(paragraph))
+    return sentences
+
+
+def _docstrings(node: ast.AST) -> Iterator[str]:
+    """Docstrings of a module, its classes and functions, depth first in source order."""
+    if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        docstring = ast.get_docstring(node, clean=True)
+        if docstring:
+            yield docstring
+        for child in node.body:
+            yield from _docstrings(child)
+
+
+_CODE_LINE = re.compile(r"^\s*(>>>|\.\.\.|\$ |[-=~^*]{3,}\s*$|:param|:return|:type|\w+ : )")
+
+
+def _is_prose(paragraph: str) -> bool:
+    """Keep paragraphs of running text; drop doctests, section rules, parameter tables and code."""
+    lines = [line for line in paragraph.splitlines() if line.strip()]
+    if not lines or any(_CODE_LINE.match(line) for line in lines):
+        return False
+    text = " ".join(line.strip() for line in lines)
+    words = text.split()
+    if len(words) < 5 or not text[0].isupper():
+        return False
+    letters = sum(ch.isalpha() or ch.isspace() for ch in text)
+    return letters / len(text) >= 0.85 and text.rstrip()[-1] in ".!?:"

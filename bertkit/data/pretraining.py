@@ -1,0 +1,389 @@
+"""Documents -> NSP sentence-pair instances, with google-research/bert's `create_pretraining_data` semantics.
+
+Each document is tokenized once (batched, multi-process `datasets.map` with the fast tokenizer); then every
+document is cut into instances: sentences are gathered into a chunk until it reaches the target length
+(`max_seq_length - 3`, or with `short_seq_prob` a shorter random target); a random split point makes
+segment A; half the time segment B is the rest of the chunk (IsNext), otherwise B is drawn from a random
+place in another document and the unused sentences of the chunk are put back for the next instance.
+`truncate_seq_pair` trims the longer segment from a random end until the pair fits.
+
+The randomness of each document comes from its own seeded generator, so the instances do not depend on
+how many processes built them, and the result is cached under a fingerprint of the data config and the
+tokenizer, so a second run starts at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from bertkit.config import CorpusSource, MaskingMode, PretrainCorpusConfig
+from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
+from bertkit.data.corpus import SENTENCES, load_documents
+from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTables, mask_instances
+from bertkit.errors import DataError
+
+log = logging.getLogger(__name__)
+_FORMAT_VERSION = 1  # bump when instance building changes, to retire old caches
+IS_NEXT, RANDOM_NEXT = 0, 1  # BertForPreTraining's next_sentence_label convention
+
+TOKENIZED = "sentence_ids"
+INSTANCE_FEATURES = {
+    "input_ids": datasets.List(datasets.Value("int32")),
+    "next_sentence_label": datasets.Value("int8"),
+    "truncated_tokens": datasets.Value("int32"),
+}
+
+
+def split_documents(
+    documents: datasets.Dataset, cfg: PretrainCorpusConfig
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Hold out whole documents for evaluation (a seeded choice), so no held-out text is trained on."""
+    total = len(documents)
+    held_out = min(max(2, round(total * cfg.eval_fraction)), cfg.max_eval_documents)
+    if total - held_out < 2:
+        raise DataError(
+            f"the corpus has {total} documents: holding out {held_out} for evaluation leaves fewer than the "
+            "2 that next-sentence prediction needs; add documents (blank lines separate them)"
+        )
+    order = np.random.default_rng(cfg.seed).permutation(total)
+    eval_indices = np.sort(order[:held_out])
+    train_indices = np.sort(order[held_out:])
+    return documents.select(train_indices), documents.select(eval_indices)
+
+
+def tokenize_documents(
+    documents: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, cfg: PretrainCorpusConfig, key: str
+) -> datasets.Dataset:
+    """Each document's sentences as token ids (no special tokens); empty sentences are dropped."""
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        flat = [sentence for document in batch[SENTENCES] for sentence in document]
+        ids = tokenizer(flat, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        out, start = [], 0
+        for document in batch[SENTENCES]:
+            sentences = [s for s in ids[start : start + len(document)] if s]
+            start += len(document)
+            if sentences:  # a document without tokens could never give a random next segment
+                out.append(sentences)
+        return {TOKENIZED: out}
+
+    return documents.map(
+        tokenize,
+        batched=True,
+        batch_size=cfg.map_batch_size,
+        num_proc=_num_proc(cfg, len(documents)),
+        remove_columns=documents.column_names,
+        features=datasets.Features({TOKENIZED: datasets.List(datasets.List(datasets.Value("int32")))}),
+        new_fingerprint=_fingerprint("tokenize", documents._fingerprint, key),
+        desc="Tokenizing sentences",
+    )
+
+
+def build_instances(
+    tokenized: datasets.Dataset,
+    cfg: PretrainCorpusConfig,
+    tables: VocabularyTables,
+    key: str,
+    *,
+    cls_id: int,
+    sep_id: int,
+    static_masks: bool,
+    dupe_factor: int,
+    split: str,
+) -> datasets.Dataset:
+    """NSP instances from tokenized documents; with static_masks, masked inputs and labels are stored."""
+    features = dict(INSTANCE_FEATURES)
+    if static_masks:
+        features["labels"] = datasets.List(datasets.Value("int32"))
+    builder = _InstanceBuilder(tokenized, cfg, tables, cls_id, sep_id, static_masks, dupe_factor, split)
+    return tokenized.map(
+        builder,
+        batched=True,
+        with_indices=True,
+        batch_size=max(1, cfg.map_batch_size // 8),
+        num_proc=_num_proc(cfg, len(tokenized)),
+        remove_columns=tokenized.column_names,
+        features=datasets.Features(features),
+        new_fingerprint=_fingerprint("instances", tokenized._fingerprint, key, split, static_masks, dupe_factor),
+        desc=f"Building {split} instances",
+    )
+
+
+class _InstanceBuilder:
+    """The `datasets.map` function; it reads random documents straight from the Arrow table."""
+
+    def __init__(
+        self,
+        tokenized: datasets.Dataset,
+        cfg: PretrainCorpusConfig,
+        tables: VocabularyTables,
+        cls_id: int,
+        sep_id: int,
+        static_masks: bool,
+        dupe_factor: int,
+        split: str,
+    ) -> None:
+        self.documents = tokenized
+        self.cfg = cfg
+        self.tables = tables
+        self.cls_id, self.sep_id = cls_id, sep_id
+        self.static_masks = static_masks
+        self.dupe_factor = dupe_factor
+        self.split = split
+        self._column = None
+
+    def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "next_sentence_label": [], "truncated_tokens": []}
+        if self.static_masks:
+            out["labels"] = []
+        for document, index in zip(batch[TOKENIZED], indices, strict=True):
+            for dupe in range(self.dupe_factor):
+                rng = random.Random(f"{self.cfg.seed}/{self.split}/{dupe}/{index}")
+                instances = create_instances(document, index, len(self.documents), self._random_document, self.cfg, rng)
+                ids = [[self.cls_id, *a, self.sep_id, *b, self.sep_id] for a, b, _, _ in instances]
+                if self.static_masks:
+                    generator = torch.Generator().manual_seed(rng.getrandbits(63))
+                    ids, labels = mask_instances(ids, self.cfg.masking, self.tables, generator)
+                    out["labels"].extend(labels)
+                out["input_ids"].extend(ids)
+                out["next_sentence_label"].extend(label for _, _, label, _ in instances)
+                out["truncated_tokens"].extend(dropped for _, _, _, dropped in instances)
+        return out
+
+    def _random_document(self, index: int, rng: random.Random, start_fraction: float, min_tokens: int):
+        """Sentences of another document, from a random start until min_tokens (Arrow slices only)."""
+        if self._column is None:  # opened lazily: each worker process maps the Arrow file itself
+            self._column = self.documents.data.column(TOKENIZED)
+        sentences = self._column[index].values
+        lengths = pc.list_value_length(sentences).to_numpy()
+        start = int(start_fraction * len(sentences))
+        reached = np.flatnonzero(np.cumsum(lengths[start:]) >= min_tokens)
+        stop = start + (int(reached[0]) + 1 if len(reached) else len(lengths) - start)
+        return sentences.slice(start, stop - start).to_pylist()
+
+    def __getstate__(self) -> dict:
+        # Pickled into worker processes (and hashed by datasets): the Arrow column is reopened there.
+        state = self.__dict__.copy()
+        state["_column"] = None
+        return state
+
+
+RandomDocument = Callable[[int, random.Random, float, int], list[list[int]]]
+"""(document index, rng, start fraction, min tokens) -> sentences of that document from that point on."""
+
+
+def create_instances(
+    document: list[list[int]],
+    document_index: int,
+    num_documents: int,
+    random_document: RandomDocument,
+    cfg: PretrainCorpusConfig,
+    rng: random.Random,
+) -> list[tuple[list[int], list[int], int, int]]:
+    """Instances (tokens_a, tokens_b, next_sentence_label, truncated_tokens) of one document."""
+    max_tokens = cfg.max_seq_length - 3  # [CLS], [SEP], [SEP]
+    target = max_tokens
+    if rng.random() < cfg.short_seq_prob:
+        target = rng.randint(2, max_tokens)
+
+    instances = []
+    chunk: list[list[int]] = []
+    chunk_length = 0
+    i = 0
+    while i < len(document):
+        chunk.append(document[i])
+        chunk_length += len(document[i])
+        if i == len(document) - 1 or chunk_length >= target:
+            if chunk:
+                a_end = 1 if len(chunk) < 2 else rng.randint(1, len(chunk) - 1)
+                tokens_a = [t for sentence in chunk[:a_end] for t in sentence]
+                if len(chunk) == 1 or rng.random() < cfg.random_next_prob:
+                    label = RANDOM_NEXT
+                    other = rng.randrange(num_documents - 1)
+                    other += other >= document_index  # any document but this one
+                    need = max(1, target - len(tokens_a))
+                    sentences = random_document(other, rng, rng.random(), need)
+                    tokens_b = []
+                    for sentence in sentences:
+                        tokens_b.extend(sentence)
+                        if len(tokens_b) >= need:
+                            break
+                    i -= len(chunk) - a_end  # the unused sentences go back for the next instance
+                else:
+                    label = IS_NEXT
+                    tokens_b = [t for sentence in chunk[a_end:] for t in sentence]
+                dropped = truncate_seq_pair(tokens_a, tokens_b, max_tokens, rng)
+                if tokens_a and tokens_b:
+                    instances.append((tokens_a, tokens_b, label, dropped))
+            chunk, chunk_length = [], 0
+        i += 1
+    return instances
+
+
+def truncate_seq_pair(tokens_a: list[int], tokens_b: list[int], max_tokens: int, rng: random.Random) -> int:
+    """Trim the longer list, from the front or the back at random, until both fit; returns tokens cut."""
+    dropped = 0
+    while len(tokens_a) + len(tokens_b) > max_tokens:
+        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        # Cutting at both ends at random adds noise that the original found helps (google-research/bert).
+        if rng.random() < 0.5:
+            del longer[0]
+        else:
+            longer.pop()
+        dropped += 1
+    return dropped
+
+
+def summarize(documents: datasets.Dataset, tokenized: datasets.Dataset, instances: datasets.Dataset) -> dict[str, Any]:
+    """Counts of what was built, computed on the Arrow columns (no Python loop over rows)."""
+    sentence_lengths = pc.list_value_length(pc.list_flatten(tokenized.data.column(TOKENIZED)))
+    instance_lengths = pc.list_value_length(instances.data.column("input_ids"))
+    random_next = pc.sum(instances.data.column("next_sentence_label")).as_py() or 0
+    count = len(instances)
+    return {
+        "documents": len(documents),
+        "sentences": len(sentence_lengths),
+        "tokens": pc.sum(sentence_lengths).as_py() or 0,
+        "instances": count,
+        "nsp_random_next_fraction": random_next / count if count else 0.0,
+        "mean_instance_tokens": (pc.sum(instance_lengths).as_py() or 0) / count if count else 0.0,
+        "truncated_tokens": pc.sum(instances.data.column("truncated_tokens")).as_py() or 0,
+    }
+
+
+def _num_proc(cfg: PretrainCorpusConfig, rows: int) -> int | None:
+    return cfg.num_proc if cfg.num_proc > 1 and rows >= 2 * cfg.num_proc else None
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps([_FORMAT_VERSION, *parts], default=str).encode()).hexdigest()[:32]
+
+
+def cache_key(cfg: PretrainCorpusConfig, tokenizer: PreTrainedTokenizerBase) -> str:
+    """Fingerprint of everything that shapes the instances: the data config and the tokenizer's vocabulary."""
+    settings = asdict(cfg)
+    vocab = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+    return _fingerprint(settings, vocab, str(MaskingMode(cfg.masking.mode)))
+
+
+def build(cfg: PretrainCorpusConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> DataBundle:
+    """The pretraining data recipe: corpus -> held-out split -> tokens -> instances -> bundle."""
+    if tokenizer.mask_token_id is None or tokenizer.sep_token_id is None or tokenizer.cls_token_id is None:
+        raise DataError("the tokenizer has no [CLS]/[SEP]/[MASK] token; BERT pretraining needs all three")
+    documents = load_documents(cfg, cache_dir)
+    key = cache_key(cfg, tokenizer)
+    tables = VocabularyTables(tokenizer)
+    splits = dict(zip(("train", "heldout"), split_documents(documents, cfg), strict=True))
+    built: dict[str, datasets.Dataset] = {}
+    stats: dict[str, Any] = {}
+    for split, docs in splits.items():
+        tokenized = tokenize_documents(docs, tokenizer, cfg, key)
+        if len(tokenized) < 2:
+            raise DataError(
+                f"{split} split: {len(tokenized)} document(s) with any text after tokenization; "
+                "next-sentence prediction needs at least two"
+            )
+        built[split] = build_instances(
+            tokenized,
+            cfg,
+            tables,
+            key,
+            cls_id=tokenizer.cls_token_id,
+            sep_id=tokenizer.sep_token_id,
+            # Held-out instances are masked once, with a fixed seed, so every evaluation scores the same task.
+            static_masks=split == "heldout" or cfg.masking.mode == MaskingMode.static,
+            dupe_factor=cfg.dupe_factor if split == "train" else 1,
+            split=split,
+        )
+        stats[split] = summarize(docs, tokenized, built[split])
+    for split, numbers in stats.items():
+        log.info(
+            "%s: %d documents, %d sentences, %d tokens -> %d instances (%.1f%% random next, "
+            "%.1f tokens on average, %d tokens truncated)",
+            split,
+            numbers["documents"],
+            numbers["sentences"],
+            numbers["tokens"],
+            numbers["instances"],
+            100 * numbers["nsp_random_next_fraction"],
+            numbers["mean_instance_tokens"],
+            numbers["truncated_tokens"],
+        )
+
+    task = TaskSpec(
+        kind=TaskKind.pretraining,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        max_seq_length=cfg.max_seq_length,
+        metric_args={
+            "majority_token_id": majority_token(built["train"], tables),
+            "majority_nsp_label": int(stats["train"]["nsp_random_next_fraction"] > 0.5),
+        },
+    )
+    collate_train = PretrainingCollator(tables, cfg.masking, seed=cfg.seed)
+    collate_eval = PretrainingCollator(tables, cfg.masking, seed=cfg.seed)
+    return DataBundle(
+        task=task,
+        train=built["train"],
+        evaluation={"heldout": built["heldout"]},
+        collate_train=collate_train,
+        collate_eval=collate_eval,
+        eval_outputs=pretraining_eval_outputs,
+        count_tokens=lambda batch: int(batch["attention_mask"].sum()),
+        stats=stats,
+        description=_describe(cfg),
+    )
+
+
+def majority_token(instances: datasets.Dataset, tables: VocabularyTables, sample: int = 20_000) -> int:
+    """The most frequent non-special token in (a prefix of) the training instances: the trivial
+    baseline that always predicts it sets the floor MLM accuracy must beat."""
+    column = instances.select(range(min(sample, len(instances)))).data.column("input_ids")
+    ids = pc.list_flatten(column).to_numpy()
+    counts = np.bincount(ids, minlength=tables.vocab_size)
+    counts[tables.special.numpy()] = 0
+    return int(counts.argmax())
+
+
+def pretraining_eval_outputs(batch: dict[str, torch.Tensor], output: Any) -> dict[str, torch.Tensor]:
+    """Per-example tensors to gather: predicted id, label and loss at every masked position, NSP guess."""
+    labels = batch["labels"]
+    masked = labels != IGNORE_INDEX
+    logits = output.prediction_logits
+    if logits.dim() == 3:  # a plain BertForPreTraining scores every position
+        logits = logits[masked]
+    logits = logits.float()
+    predictions = torch.full_like(labels, IGNORE_INDEX)
+    losses = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
+    predictions[masked] = logits.argmax(dim=-1)
+    losses[masked] = torch.nn.functional.cross_entropy(logits, labels[masked], reduction="none")
+    return {
+        "mlm_predictions": predictions,
+        "mlm_labels": labels,
+        "mlm_losses": losses,
+        "nsp_predictions": output.seq_relationship_logits.argmax(dim=-1),
+        "nsp_labels": batch["next_sentence_label"],
+    }
+
+
+def _describe(cfg: PretrainCorpusConfig) -> str:
+    match cfg.source:
+        case CorpusSource.embedded:
+            return f"docstrings of installed Python code ({', '.join(cfg.embedded.packages)})"
+        case CorpusSource.hub:
+            return f"Hub dataset {cfg.hub_name} ({cfg.hub_config or 'default'}, {cfg.hub_split})"
+        case _:
+            return f"{cfg.source} {', '.join(cfg.paths)}"

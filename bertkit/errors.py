@@ -1,0 +1,17 @@
+"""bertkit's own errors: each message is one line that names the file, line or setting at fault."""
+
+
+class BertkitError(Exception):
+    """Base class; `train.py` prints these as a single line instead of a traceback."""
+
+
+class ConfigError(BertkitError, ValueError):
+    """A setting is invalid; the message names the key and how to fix it."""
+
+
+class DataError(BertkitError, ValueError):
+    """Input data is missing or malformed; the message names the file (and line or byte offset)."""
+
+
+class ModelError(BertkitError, ValueError):
+    """A checkpoint or tokenizer cannot be used as configured."""

@@ -1,0 +1,56 @@
+"""Offline metrics: local `evaluate` modules (one folder each), loaded by path, never from the Hub."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from bertkit.data.bundle import TaskKind, TaskSpec
+from bertkit.data.masking import IGNORE_INDEX
+
+MODULES = Path(__file__).parent
+Scorer = Callable[[dict[str, np.ndarray]], dict[str, float]]
+
+
+def load(name: str, config_name: str | None = None):
+    """The evaluate module `name` shipped with bertkit; works without network access."""
+    import evaluate  # importing evaluate costs seconds; only runs that score pay for it
+
+    return evaluate.load(str(MODULES / name), config_name)
+
+
+def scorer(task: TaskSpec) -> Scorer:
+    """The function that turns gathered evaluation outputs into the task's metrics."""
+    match task.kind:
+        case TaskKind.pretraining:
+            return partial(pretraining_scores, task)
+    raise TypeError(f"no metrics for task kind {task.kind}")
+
+
+def pretraining_scores(task: TaskSpec, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """MLM accuracy, loss and perplexity, NSP accuracy, each next to its trivial baseline."""
+    masked = outputs["mlm_labels"] != IGNORE_INDEX
+    mlm = load("pretraining", "mlm").compute(
+        predictions=outputs["mlm_predictions"][masked],
+        references=outputs["mlm_labels"][masked],
+        losses=outputs["mlm_losses"][masked],
+        majority_prediction=task.metric_args["majority_token_id"],
+    )
+    nsp = load("pretraining", "nsp").compute(
+        predictions=outputs["nsp_predictions"],
+        references=outputs["nsp_labels"],
+        majority_prediction=task.metric_args["majority_nsp_label"],
+    )
+    return {
+        "mlm_accuracy": mlm["accuracy"],
+        "mlm_loss": mlm["loss"],
+        "perplexity": mlm["perplexity"],
+        "mlm_majority_baseline_accuracy": mlm["majority_baseline_accuracy"],
+        "mlm_predictions": mlm["predictions"],
+        "nsp_accuracy": nsp["accuracy"],
+        "nsp_majority_baseline_accuracy": nsp["majority_baseline_accuracy"],
+        "nsp_examples": nsp["predictions"],
+    }
