@@ -7,7 +7,7 @@ with an error that names the key. Code below `train.py` receives these dataclass
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -315,6 +315,7 @@ def register_configs() -> None:
 
 def load(cfg: DictConfig) -> RunConfig:
     """Turn Hydra's composed config into validated dataclasses, once."""
+    _reject_unknown_keys(cfg, "")
     try:
         run = OmegaConf.to_object(cfg)
     except ConfigError:
@@ -328,3 +329,18 @@ def load(cfg: DictConfig) -> RunConfig:
     if not isinstance(run.data, DataConfig):
         raise ConfigError("invalid setting data: choose a data recipe, e.g. data=pretrain_corpus")
     return run
+
+
+def _reject_unknown_keys(node: DictConfig, prefix: str) -> None:
+    """`+group.key=value` slips past Hydra's struct check; name such a key instead of failing obscurely."""
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in fields(schema)} if schema is not None and is_dataclass(schema) else None
+    for key in node.keys():
+        if key == "hydra":
+            continue
+        full = f"{prefix}{key}"
+        if known is not None and key not in known:
+            raise ConfigError(f"unknown setting {full} (known: {', '.join(sorted(known))})")
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            _reject_unknown_keys(child, f"{full}.")

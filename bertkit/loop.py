@@ -180,6 +180,8 @@ def train(
             state.epoch += 1
             state.batch_in_epoch = 0
     progress.close()
+    if window.micro_batches:  # stopped by the time budget between two log lines
+        log_file.write(window.flush(accelerator, state, scheduler.get_last_lr()[0]))
     state.train_seconds = clock.elapsed()
 
     eval_started = time.perf_counter()
@@ -232,7 +234,11 @@ def _evaluate_all(accelerator, model, loaders, bundle, score, step: int) -> dict
         # Scored once, on the main process: evaluate's cache files are not meant for concurrent writers.
         scores[name] = score(outputs) if accelerator.is_main_process else {}
     if accelerator.is_main_process:
-        summary = ", ".join(f"{k}={v:.4f}" for split in scores.values() for k, v in split.items())
+        summary = ", ".join(
+            f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+            for split in scores.values()
+            for k, v in split.items()
+        )
         log.info("step %d eval: %s", step, summary)
     return {"step": step, "eval": scores}
 

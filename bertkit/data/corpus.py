@@ -229,13 +229,15 @@ def _rows_to_documents(rows: datasets.Dataset, cfg: PretrainCorpusConfig) -> dat
 
 
 def _from_generator(generator, gen_kwargs: dict, datasets_cache: str) -> datasets.Dataset:
+    features = datasets.Features({SENTENCES: datasets.List(datasets.Value("string"))})
     try:
         return datasets.Dataset.from_generator(
-            generator,
-            gen_kwargs=gen_kwargs,
-            cache_dir=datasets_cache,
-            features=datasets.Features({SENTENCES: datasets.List(datasets.Value("string"))}),
+            generator, gen_kwargs=gen_kwargs, cache_dir=datasets_cache, features=features
         )
+    except ValueError as error:
+        if "corresponds to no data" not in str(error):  # datasets' way of saying: nothing was generated
+            raise
+        return datasets.Dataset.from_dict({SENTENCES: []}, features=features)
     except datasets.exceptions.DatasetGenerationError as error:
         cause = error.__cause__
         while cause is not None and not isinstance(cause, DataError):

@@ -5,7 +5,9 @@ document is cut into instances: sentences are gathered into a chunk until it rea
 (`max_seq_length - 3`, or with `short_seq_prob` a shorter random target); a random split point makes
 segment A; half the time segment B is the rest of the chunk (IsNext), otherwise B is drawn from a random
 place in another document and the unused sentences of the chunk are put back for the next instance.
-`truncate_seq_pair` trims the longer segment from a random end until the pair fits.
+`truncate_seq_pair` trims the longer segment from a random end until the pair fits. One deliberate
+departure: a one-sentence chunk draws the NSP coin like any other chunk (see `create_instances`), which
+keeps NSP balanced at 50% where the original drifts towards RandomNext.
 
 The randomness of each document comes from its own seeded generator, so the instances do not depend on
 how many processes built them, and the result is cached under a fingerprint of the data config and the
@@ -36,7 +38,7 @@ from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTa
 from bertkit.errors import DataError
 
 log = logging.getLogger(__name__)
-_FORMAT_VERSION = 1  # bump when instance building changes, to retire old caches
+_FORMAT_VERSION = 2  # bump when instance building changes, to retire old caches
 IS_NEXT, RANDOM_NEXT = 0, 1  # BertForPreTraining's next_sentence_label convention
 
 TOKENIZED = "sentence_ids"
@@ -207,10 +209,25 @@ def create_instances(
         chunk.append(document[i])
         chunk_length += len(document[i])
         if i == len(document) - 1 or chunk_length >= target:
+            random_next = None
+            if len(chunk) == 1:
+                # The original forces RandomNext on a one-sentence chunk, which skews NSP (documents with a
+                # short target become almost all RandomNext). Here the coin is drawn as for any chunk, and
+                # on IsNext the following sentence is segment B. A lone last sentence has no next one to
+                # offer, so it makes no instance (flipping the coin and dropping IsNext would skew NSP too).
+                if i + 1 == len(document):
+                    chunk = []
+                else:
+                    random_next = rng.random() < cfg.random_next_prob
+                    if not random_next:
+                        i += 1
+                        chunk.append(document[i])
             if chunk:
                 a_end = 1 if len(chunk) < 2 else rng.randint(1, len(chunk) - 1)
                 tokens_a = [t for sentence in chunk[:a_end] for t in sentence]
-                if len(chunk) == 1 or rng.random() < cfg.random_next_prob:
+                if random_next is None:
+                    random_next = rng.random() < cfg.random_next_prob
+                if random_next:
                     label = RANDOM_NEXT
                     other = rng.randrange(num_documents - 1)
                     other += other >= document_index  # any document but this one

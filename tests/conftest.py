@@ -1,0 +1,78 @@
+"""Shared fixtures: composed configs, a tiny corpus and tokenizer, per-test output and cache folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may wait on the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from bertkit import config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = Path(__file__).resolve().parent / "assets"
+SHARED = ROOT.parent / "shared"
+TINY_CORPUS = ASSETS / "tiny_corpus.txt"
+
+# Overrides that shrink any pretraining run to seconds on the hand-written corpus.
+TINY_OVERRIDES = [
+    "data.source=sentence_files",
+    f"data.paths=[{TINY_CORPUS}]",
+    "data.eval_fraction=0.3",
+    "data.max_seq_length=64",
+    "data.num_proc=1",
+    "tokenizer.vocab_size=300",
+    "tokenizer.min_frequency=1",
+    "model.hidden_size=64",
+    "model.num_attention_heads=2",
+    "model.intermediate_size=128",
+    "trainer.per_device_batch_size=4",
+    "trainer.eval_batch_size=8",
+    "trainer.progress_bar=false",
+]
+
+requires_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} (real data and checkpoint) is absent")
+
+
+def compose_config(overrides: list[str]):
+    """Compose conf/train.yaml exactly as the command line would, with these overrides."""
+    config.register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+@pytest.fixture
+def cache_dir(tmp_path_factory) -> Path:
+    """One data cache for the whole session, as users share ~/.cache/bertkit between runs."""
+    return tmp_path_factory.getbasetemp() / "bertkit-cache"
+
+
+@pytest.fixture
+def tiny_run(tmp_path, cache_dir):
+    """Overrides for a 5-step tiny pretraining run writing into tmp_path/run."""
+
+    def make(*extra: str) -> list[str]:
+        return [
+            *TINY_OVERRIDES,
+            "trainer.max_steps=5",
+            "trainer.log_every=1",
+            f"output_dir={tmp_path / 'run'}",
+            f"cache_dir={cache_dir}",
+            *extra,
+        ]
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Accelerate keeps process-wide state; each test starts from none, as a new process would."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)

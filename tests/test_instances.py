@@ -1,0 +1,116 @@
+"""The NSP instance builder follows google-research/bert's create_pretraining_data semantics."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bertkit.config import PretrainCorpusConfig
+from bertkit.data.pretraining import IS_NEXT, create_instances, truncate_seq_pair
+
+MAX_SEQ_LENGTH = 128
+DOCUMENTS = 500
+
+
+def synthetic_documents(count: int, seed: int = 0) -> list[list[list[int]]]:
+    """Documents whose every token names its (document, sentence): token = doc * 10_000 + sentence * 100 + k."""
+    rng = random.Random(seed)
+    return [
+        [
+            [doc * 10_000 + sentence * 100 + k for k in range(rng.randint(4, 24))]
+            for sentence in range(rng.randint(20, 40))
+        ]
+        for doc in range(count)
+    ]
+
+
+def origin(token: int) -> tuple[int, int]:
+    return token // 10_000, (token % 10_000) // 100
+
+
+def build_all(documents, cfg: PretrainCorpusConfig):
+    def random_document(index, rng, start_fraction, min_tokens):
+        sentences = documents[index]
+        return sentences[int(start_fraction * len(sentences)) :]
+
+    instances = []
+    for index, document in enumerate(documents):
+        rng = random.Random(f"{cfg.seed}/{index}")
+        for a, b, label, dropped in create_instances(document, index, len(documents), random_document, cfg, rng):
+            instances.append((index, a, b, label, dropped))
+    return instances
+
+
+@pytest.fixture(scope="module")
+def instances():
+    return build_all(synthetic_documents(DOCUMENTS), PretrainCorpusConfig(max_seq_length=MAX_SEQ_LENGTH, seed=7))
+
+
+def test_enough_pairs_and_balanced_nsp(instances):
+    assert len(instances) >= 2000
+    positives = sum(label == IS_NEXT for _, _, _, label, _ in instances) / len(instances)
+    assert abs(positives - 0.5) <= 0.03
+
+
+def test_no_instance_longer_than_max_seq_length(instances):
+    assert max(len(a) + len(b) + 3 for _, a, b, _, _ in instances) <= MAX_SEQ_LENGTH
+    assert all(a and b for _, a, b, _, _ in instances)
+
+
+def test_segment_a_never_spans_documents(instances):
+    for index, a, b, label, _ in instances:
+        assert {origin(t)[0] for t in a} == {index}
+        if label == IS_NEXT:
+            assert {origin(t)[0] for t in b} == {index}
+        else:
+            other = {origin(t)[0] for t in b}
+            assert len(other) == 1 and other != {index}
+
+
+def test_positive_pairs_are_truly_consecutive(instances):
+    documents = synthetic_documents(DOCUMENTS)
+    for index, a, b, label, dropped in instances:
+        if label != IS_NEXT:
+            continue
+        a_sentences = sorted({origin(t)[1] for t in a})
+        b_sentences = sorted({origin(t)[1] for t in b})
+        assert a_sentences == list(range(a_sentences[0], a_sentences[-1] + 1))
+        assert b_sentences == list(range(b_sentences[0], b_sentences[-1] + 1))
+        assert b_sentences[0] > a_sentences[-1]
+        # B follows A directly; truncate_seq_pair may have trimmed tokens at the seam, never more than it cut.
+        gap = range(a_sentences[-1] + 1, b_sentences[0])
+        assert sum(len(documents[index][s]) for s in gap) <= dropped
+
+
+def test_random_next_puts_unused_sentences_back():
+    """Every sentence of a document reaches segment A or an IsNext B at least once (none are skipped)."""
+    documents = synthetic_documents(8, seed=3)
+    cfg = PretrainCorpusConfig(max_seq_length=MAX_SEQ_LENGTH, short_seq_prob=0.0, seed=1)
+    covered: dict[int, set[int]] = {}
+    for index, a, b, label, _ in build_all(documents, cfg):
+        covered.setdefault(index, set()).update(origin(t)[1] for t in a)
+        if label == IS_NEXT:
+            covered[index].update(origin(t)[1] for t in b)
+    for index, document in enumerate(documents):
+        # Only sentences lost to truncation at the outer ends can be missing; most must be present.
+        assert len(covered[index]) >= 0.8 * len(document)
+
+
+def test_short_seq_prob_gives_shorter_targets():
+    documents = synthetic_documents(30, seed=5)
+    lengths = {
+        p: [len(a) + len(b) for _, a, b, _, _ in build_all(documents, PretrainCorpusConfig(short_seq_prob=p))]
+        for p in (0.0, 1.0)
+    }
+    assert sum(lengths[1.0]) / len(lengths[1.0]) < 0.8 * sum(lengths[0.0]) / len(lengths[0.0])
+
+
+def test_truncate_seq_pair_trims_the_longer_side_from_both_ends():
+    rng = random.Random(0)
+    a, b = list(range(100)), list(range(1000, 1010))
+    dropped = truncate_seq_pair(a, b, 40, rng)
+    assert dropped == 70 and len(a) + len(b) == 40
+    assert b == list(range(1000, 1010))  # the shorter side is left alone
+    assert a[0] > 0 and a[-1] < 99  # both ends of the longer side were cut
+    assert a == list(range(a[0], a[0] + len(a)))
