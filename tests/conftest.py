@@ -57,14 +57,14 @@ def tiny_run(tmp_path, cache_dir):
     """Overrides for a 5-step tiny pretraining run writing into tmp_path/run."""
 
     def make(*extra: str) -> list[str]:
-        return [
-            *TINY_OVERRIDES,
-            "trainer.max_steps=5",
-            "trainer.log_every=1",
-            f"output_dir={tmp_path / 'run'}",
-            f"cache_dir={cache_dir}",
-            *extra,
-        ]
+        defaults = {
+            "trainer.max_steps": "5",
+            "trainer.log_every": "1",
+            "output_dir": str(tmp_path / "run"),
+            "cache_dir": str(cache_dir),
+        }
+        chosen = {item.split("=", 1)[0] for item in extra}
+        return [*TINY_OVERRIDES, *(f"{k}={v}" for k, v in defaults.items() if k not in chosen), *extra]
 
     return make
 

@@ -115,3 +115,17 @@ def test_continued_pretraining_from_minilm_end_to_end(tiny_run, tmp_path):
     assert model.config.num_hidden_layers == 6 and model.config.vocab_size == 30522
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert f"continued from `{checkpoint}`" in card
+
+
+def test_same_seed_same_weights(tiny_run, tmp_path):
+    """Seeds make a run reproducible: weight init, data order and dynamic masks all follow `seed`."""
+    from safetensors.torch import load_file
+
+    weights = []
+    for attempt in ("a", "b"):
+        overrides = tiny_run("trainer.max_steps=3", "trainer.resume=false", f"output_dir={tmp_path / attempt}")
+        train.run(compose_config(overrides))
+        weights.append(load_file(tmp_path / attempt / "model" / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert (weights[0][name] == weights[1][name]).all(), name
