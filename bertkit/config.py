@@ -145,6 +145,9 @@ class PretrainCorpusConfig:
     """source=hub or local: a regex; rows are joined into one document until a row matches it
     (wikitext: '^ = [^=].* = $'). None: every row is a document."""
     encoding_errors: EncodingErrors = EncodingErrors.strict
+    strip_boilerplate: bool = True
+    """source=prose_files: keep only the text between Project Gutenberg's "*** START OF" and "*** END OF"
+    lines where a file has them (the license and title page are not prose of the book)."""
     embedded: EmbeddedCorpusConfig = field(default_factory=EmbeddedCorpusConfig)
     max_documents: int | None = None
     """Use only the first N documents (after reading, before the split)."""

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from bertkit.config import CorpusSource, EmbeddedCorpusConfig, PretrainCorpusConfig
-from bertkit.data.corpus import SENTENCES, embedded_source_files, expand_paths, load_documents, split_sentences
+from bertkit.data.corpus import SENTENCES, embedded_source_files, load_documents, split_sentences
+from bertkit.data.files import expand_paths
 from bertkit.errors import DataError
 
 from .conftest import SHARED, TINY_CORPUS, requires_shared
@@ -40,6 +41,28 @@ def test_prose_files_are_split_into_sentences(tmp_path, cache_dir):
         ],
         ["Second file, second document.", "It has two sentences."],
     ]
+
+
+def test_prose_files_drop_project_gutenberg_header_and_license(tmp_path, cache_dir):
+    book = tmp_path / "pg1_book.txt"
+    book.write_bytes(
+        b"The Project Gutenberg EBook of A Book, by Someone.\r\n\r\nThis eBook is for the use of anyone.\r\n"
+        b"*** START OF THIS PROJECT GUTENBERG EBOOK A BOOK ***\r\n\r\n"
+        b"Produced by Some Volunteers.\r\nHTML version by Another.\r\n\r\n"
+        b"Chapter one begins. The hero\r\nwakes up.\r\n\r\n"
+        b"Produced by nobody: this line is the book's own.\r\n\r\n"
+        b"End of the Project Gutenberg EBook of A Book, by Someone\r\n\r\n"
+        b"*** END OF THIS PROJECT GUTENBERG EBOOK A BOOK ***\r\n"
+        b"Section 1. General Terms of Use. By reading this you agree.\r\n"
+    )
+    (tmp_path / "plain.txt").write_text("No markers at all. Every line is kept.\n")
+    documents = documents_of(cache_dir, source=CorpusSource.prose_files, paths=[str(tmp_path)])
+    assert documents == [
+        ["Chapter one begins.", "The hero wakes up.", "Produced by nobody: this line is the book's own."],
+        ["No markers at all.", "Every line is kept."],
+    ]
+    kept = documents_of(cache_dir, source=CorpusSource.prose_files, paths=[str(tmp_path)], strip_boilerplate=False)
+    assert kept[0][0] == "The Project Gutenberg EBook of A Book, by Someone."
 
 
 def test_globs_and_directories_expand_in_sorted_order(tmp_path):
@@ -113,3 +136,5 @@ def test_gutenberg_prose_reads_every_novel(cache_dir):
     documents = documents_of(cache_dir, source=CorpusSource.prose_files, paths=[str(f) for f in files])
     assert len(documents) == 3
     assert all(len(d) > 1000 for d in documents)
+    sentences = [s for d in documents for s in d]
+    assert not any("Project Gutenberg" in s for s in sentences)  # header and license are stripped

@@ -8,12 +8,10 @@ negatives from other documents.
 from __future__ import annotations
 
 import ast
-import glob
 import multiprocessing
-import os
 import re
 import sysconfig
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -21,13 +19,17 @@ import blingfire
 import datasets
 
 from bertkit.config import CorpusSource, PretrainCorpusConfig
+from bertkit.data.files import TABLE_FORMATS, dataset_from_generator, decoded_lines, expand_paths, file_keys, load_table
 from bertkit.errors import DataError
 
 SENTENCES = "sentences"
-LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".tsv": "csv"}
-_GLOB_CHARS = re.compile(r"[*?\[]")
 _BLANK = re.compile(r"\n\s*\n")
 _SPACES = re.compile(r"\s+")
+_GUTENBERG_START = re.compile(r"^\*\*\*\s*START OF (THIS|THE) PROJECT GUTENBERG", re.IGNORECASE)
+_GUTENBERG_END = re.compile(
+    r"^(\*\*\*\s*END OF (THIS|THE) PROJECT GUTENBERG|End of (the )?Project Gutenberg)", re.IGNORECASE
+)
+_GUTENBERG_CREDITS = re.compile(r"^\s*(Produced by|E-text prepared by|Transcribed from)", re.IGNORECASE)
 
 
 def load_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Dataset:
@@ -36,20 +38,22 @@ def load_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Datas
     match cfg.source:
         case CorpusSource.sentence_files | CorpusSource.prose_files:
             files = expand_paths(cfg.paths)
-            reader = _sentence_file_documents if cfg.source == CorpusSource.sentence_files else _prose_documents
-            documents = _from_generator(
-                reader, {"files": _file_keys(files), "errors": str(cfg.encoding_errors)}, datasets_cache
-            )
+            kwargs = {"files": file_keys(files), "errors": str(cfg.encoding_errors)}
+            if cfg.source == CorpusSource.sentence_files:
+                reader = _sentence_file_documents
+            else:
+                reader, kwargs["strip_boilerplate"] = _prose_documents, cfg.strip_boilerplate
+            documents = _documents_from_generator(reader, kwargs, datasets_cache)
             where = ", ".join(cfg.paths)
         case CorpusSource.embedded:
             files = embedded_source_files(cfg.embedded.packages)
             kwargs = {
-                "files": tuple(_file_keys(files)),  # a tuple: datasets would shard a list, one pool per file
+                "files": tuple(file_keys(files)),  # a tuple: datasets would shard a list, one pool per file
                 "max_chars": cfg.embedded.max_chars,
                 "min_sentences": cfg.embedded.min_sentences,
                 "num_proc": cfg.num_proc,
             }
-            documents = _from_generator(_docstring_documents, kwargs, datasets_cache)
+            documents = _documents_from_generator(_docstring_documents, kwargs, datasets_cache)
             where = f"the embedded corpus (data.embedded.packages={cfg.embedded.packages})"
         case CorpusSource.local:
             documents = _rows_to_documents(_load_local_rows(cfg, datasets_cache), cfg)
@@ -64,61 +68,28 @@ def load_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Datas
     if len(documents) < 2:
         raise DataError(
             f"the corpus has a single document ({where}); next-sentence prediction needs at least two "
-            "(in sentence files, separate documents with a blank line)"
+            f"({_DOCUMENT_BOUNDARIES[cfg.source]})"
         )
     return documents
 
 
-# ------------------------------------------------------------------------------------------------ files
+_DOCUMENT_BOUNDARIES = {
+    CorpusSource.sentence_files: "in sentence files, separate documents with a blank line",
+    CorpusSource.prose_files: "each prose file is one document: give at least two files",
+    CorpusSource.local: "each row is a document, or rows are joined per data.document_start_pattern",
+    CorpusSource.hub: "each row is a document, or rows are joined per data.document_start_pattern",
+    CorpusSource.embedded: "add packages to data.embedded.packages or raise data.embedded.max_chars",
+}
 
 
-def expand_paths(patterns: Iterable[str]) -> list[Path]:
-    """Files named by paths, directories (recursively) and glob patterns, in a stable order."""
-    files: list[Path] = []
-    for pattern in patterns:
-        expanded = os.path.expanduser(pattern)
-        if _GLOB_CHARS.search(expanded):
-            matches = sorted(Path(p) for p in glob.glob(expanded, recursive=True) if Path(p).is_file())
-            if not matches:
-                raise DataError(f"data.paths: no file matches {pattern!r}")
-            files.extend(matches)
-        elif Path(expanded).is_dir():
-            found = sorted(p for p in Path(expanded).rglob("*") if p.is_file() and not p.name.startswith("."))
-            if not found:
-                raise DataError(f"data.paths: directory {pattern!r} holds no files")
-            files.extend(found)
-        elif Path(expanded).is_file():
-            files.append(Path(expanded))
-        else:
-            raise DataError(f"data.paths: {pattern!r} does not exist")
-    return files
-
-
-def _file_keys(files: list[Path]) -> list[tuple[str, int, int]]:
-    """Path, size and modification time: part of the cache fingerprint, so edited files are re-read."""
-    return [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-
-
-def _decoded_lines(path: str, errors: str) -> Iterator[str]:
-    """Lines of a UTF-8 file; a bad byte names the file, line and byte offset unless errors=replace."""
-    offset = 0
-    with open(path, "rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            try:
-                yield raw.decode("utf-8", errors=errors)
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}: line {line_number}, byte offset {offset + error.start} is not UTF-8 "
-                    f"({error.reason}); set data.encoding_errors=replace to decode it as U+FFFD"
-                ) from None
-            offset += len(raw)
+# ------------------------------------------------------------------------------------------ text files
 
 
 def _sentence_file_documents(files: list[tuple[str, int, int]], errors: str) -> Iterator[dict]:
     """google-research/bert format: one sentence per line, a blank line between documents."""
     for path, _, _ in files:
         sentences: list[str] = []
-        for line in _decoded_lines(path, errors):
+        for line in decoded_lines(path, errors):
             line = line.strip()
             if line:
                 sentences.append(line)
@@ -129,16 +100,28 @@ def _sentence_file_documents(files: list[tuple[str, int, int]], errors: str) -> 
             yield {SENTENCES: sentences}
 
 
-def _prose_documents(files: list[tuple[str, int, int]], errors: str) -> Iterator[dict]:
-    """Plain prose: one document per file, paragraphs (blank-line separated) split into sentences."""
+def _prose_documents(files: list[tuple[str, int, int]], errors: str, strip_boilerplate: bool) -> Iterator[dict]:
+    """Plain prose: one document per file, paragraphs (blank-line separated) split into sentences.
+
+    With strip_boilerplate, a Project Gutenberg file keeps only the book: its title page and license
+    (before "*** START OF ..."), the "Produced by ..." credits right after it, and the trailer from
+    "End of the Project Gutenberg EBook ..." or "*** END OF ..." on are not prose of the book.
+    """
     for path, _, _ in files:
         sentences: list[str] = []
         paragraph: list[str] = []
-        for line in _decoded_lines(path, errors):
+        after_start = False
+        for line in decoded_lines(path, errors):
+            if strip_boilerplate and _GUTENBERG_START.match(line):
+                sentences, paragraph, after_start = [], [], True
+                continue
+            if strip_boilerplate and _GUTENBERG_END.match(line):
+                break
             if line.strip():
                 paragraph.append(line)
             elif paragraph:
-                sentences.extend(split_sentences(" ".join(paragraph)))
+                if not (after_start and not sentences and _GUTENBERG_CREDITS.match(paragraph[0])):
+                    sentences.extend(split_sentences(" ".join(paragraph)))
                 paragraph = []
         sentences.extend(split_sentences(" ".join(paragraph)))
         if sentences:
@@ -160,21 +143,13 @@ def split_sentences(text: str) -> list[str]:
 
 def _load_local_rows(cfg: PretrainCorpusConfig, datasets_cache: str) -> datasets.Dataset:
     files = expand_paths(cfg.paths)
-    formats = {LOCAL_FORMATS.get(f.suffix.lower()) for f in files}
-    if None in formats or len(formats) != 1:
-        bad = next((f for f in files if f.suffix.lower() not in LOCAL_FORMATS), files[0])
+    if any(f.suffix.lower() not in TABLE_FORMATS for f in files):
+        bad = next(f for f in files if f.suffix.lower() not in TABLE_FORMATS)
         raise DataError(
-            f"data.paths: {bad} is not one of {sorted(LOCAL_FORMATS)} (or the files mix formats); "
+            f"data.paths: {bad} is not one of {sorted(TABLE_FORMATS)}; "
             "use data.source=prose_files or sentence_files for plain text"
         )
-    builder = formats.pop()
-    options = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
-    try:
-        rows = datasets.load_dataset(
-            builder, data_files=[str(f) for f in files], split="train", cache_dir=datasets_cache, **options
-        )
-    except Exception as error:
-        raise DataError(f"data.paths: could not read {', '.join(map(str, files))}: {error}") from None
+    rows = load_table(files, "data.paths", datasets_cache)
     if cfg.text_column not in rows.column_names:
         raise DataError(
             f"{files[0]}: no column {cfg.text_column!r} (data.text_column); columns are {rows.column_names}"
@@ -228,23 +203,9 @@ def _rows_to_documents(rows: datasets.Dataset, cfg: PretrainCorpusConfig) -> dat
     return documents.filter(lambda row: len(row[SENTENCES]) > 0, desc="Dropping empty documents")
 
 
-def _from_generator(generator, gen_kwargs: dict, datasets_cache: str) -> datasets.Dataset:
+def _documents_from_generator(generator, gen_kwargs: dict, datasets_cache: str) -> datasets.Dataset:
     features = datasets.Features({SENTENCES: datasets.List(datasets.Value("string"))})
-    try:
-        return datasets.Dataset.from_generator(
-            generator, gen_kwargs=gen_kwargs, cache_dir=datasets_cache, features=features
-        )
-    except ValueError as error:
-        if "corresponds to no data" not in str(error):  # datasets' way of saying: nothing was generated
-            raise
-        return datasets.Dataset.from_dict({SENTENCES: []}, features=features)
-    except datasets.exceptions.DatasetGenerationError as error:
-        cause = error.__cause__
-        while cause is not None and not isinstance(cause, DataError):
-            cause = cause.__cause__
-        if cause is not None:
-            raise cause from None
-        raise
+    return dataset_from_generator(generator, gen_kwargs, datasets_cache, features)
 
 
 # ------------------------------------------------------------------------------------------- embedded

@@ -1,0 +1,113 @@
+"""Reading input files into `datasets` objects, with errors that name the file, line and setting.
+
+Shared by every data recipe: path expansion (files, directories, globs), UTF-8 decoding that reports the
+offending byte, tables (CSV, TSV, JSON, JSONL, parquet) through `datasets`' own builders, and datasets
+built by a Python generator and cached on disk under a fingerprint of the generator's arguments.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import datasets
+
+from bertkit.errors import DataError
+
+TABLE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+"""File suffix -> the `datasets` builder that reads it."""
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+FileKey = tuple[str, int, int]
+"""(absolute path, size, modification time in ns): identifies a file's content for cache fingerprints."""
+
+
+def expand_paths(patterns: Iterable[str], setting: str = "data.paths") -> list[Path]:
+    """Files named by paths, directories (recursively) and glob patterns, in a stable order."""
+    files: list[Path] = []
+    for pattern in patterns:
+        expanded = os.path.expanduser(pattern)
+        if _GLOB_CHARS.search(expanded):
+            matches = sorted(Path(p) for p in glob.glob(expanded, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise DataError(f"{setting}: no file matches {pattern!r}")
+            files.extend(matches)
+        elif Path(expanded).is_dir():
+            found = sorted(p for p in Path(expanded).rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise DataError(f"{setting}: directory {pattern!r} holds no files")
+            files.extend(found)
+        elif Path(expanded).is_file():
+            files.append(Path(expanded))
+        else:
+            raise DataError(f"{setting}: {pattern!r} does not exist")
+    return files
+
+
+def file_keys(files: Iterable[Path]) -> list[FileKey]:
+    """Path, size and modification time: part of the cache fingerprint, so edited files are re-read."""
+    return [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
+def decoded_lines(path: str | Path, errors: str = "strict") -> Iterator[str]:
+    """Lines of a UTF-8 file; a bad byte names the file, line and byte offset unless errors=replace."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode("utf-8", errors=errors)
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}: line {line_number}, byte offset {offset + error.start} is not UTF-8 "
+                    f"({error.reason}); set data.encoding_errors=replace to decode it as U+FFFD"
+                ) from None
+            offset += len(raw)
+
+
+def load_table(files: list[Path], setting: str, datasets_cache: str) -> datasets.Dataset:
+    """Rows of CSV, TSV, JSON(L) or parquet files (all of one format), read by `datasets`' builders."""
+    formats = {TABLE_FORMATS.get(f.suffix.lower()) for f in files}
+    if None in formats or len(formats) != 1:
+        bad = next((f for f in files if f.suffix.lower() not in TABLE_FORMATS), files[0])
+        raise DataError(f"{setting}: {bad} is not one of {sorted(TABLE_FORMATS)} (or the files mix formats)")
+    builder = formats.pop()
+    options = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
+    try:
+        return datasets.load_dataset(
+            builder, data_files=[str(f) for f in files], split="train", cache_dir=datasets_cache, **options
+        )
+    except Exception as error:
+        reason = _first_line(error)
+        raise DataError(f"{setting}: could not read {', '.join(map(str, files))}: {reason}") from None
+
+
+def dataset_from_generator(
+    generator: Callable[..., Iterator[dict]],
+    gen_kwargs: dict,
+    datasets_cache: str,
+    features: datasets.Features,
+) -> datasets.Dataset:
+    """`Dataset.from_generator`, cached under its arguments; a DataError raised inside is raised as is."""
+    try:
+        return datasets.Dataset.from_generator(
+            generator, gen_kwargs=gen_kwargs, cache_dir=datasets_cache, features=features
+        )
+    except ValueError as error:
+        if "corresponds to no data" not in str(error):  # datasets' way of saying: nothing was generated
+            raise
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
