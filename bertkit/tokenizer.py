@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from bertkit.errors import ModelError
 
 log = logging.getLogger(__name__)
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-_FORMAT_VERSION = 1  # bump when the way a vocabulary is trained changes, to retire old caches
+CONTINUATION = "##"  # WordPiece's prefix of a piece that continues a word
+_FORMAT_VERSION = 2  # bump when the way a vocabulary is trained changes, to retire old caches
 
 
 def build(
@@ -70,25 +72,31 @@ def train_wordpiece(
         lowercase=tok_cfg.lowercase,
     )
     wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=tok_cfg.vocab_size,
-        min_frequency=tok_cfg.min_frequency,
-        special_tokens=SPECIAL_TOKENS,
-        continuing_subword_prefix="##",
-    )
 
     def batches():
         for start in range(0, len(documents), 256):
             yield [s for doc in documents[start : start + 256][SENTENCES] for s in doc]
 
+    # tokenizers' trainer numbers the "##x" pieces in hash-map order, and those numbers break ties between
+    # merges of equal count, so the same corpus gives another vocabulary on every run
+    # (huggingface/tokenizers#1794). Registered first, as special tokens, they get fixed numbers; they are
+    # made ordinary vocabulary entries again below.
+    continuations = [CONTINUATION + c for c in sorted(_continuation_alphabet(wordpiece, batches()))]
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=tok_cfg.vocab_size,
+        min_frequency=tok_cfg.min_frequency,
+        special_tokens=SPECIAL_TOKENS + continuations,
+        continuing_subword_prefix=CONTINUATION,
+    )
     wordpiece.train_from_iterator(batches(), trainer=trainer)
+    wordpiece = _only_bert_specials(wordpiece)
     cls_id, sep_id = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
     wordpiece.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
-    wordpiece.decoder = decoders.WordPiece(prefix="##")
+    wordpiece.decoder = decoders.WordPiece(prefix=CONTINUATION)
     tokenizer = BertTokenizerFast(
         tokenizer_object=wordpiece,
         do_lower_case=tok_cfg.lowercase,
@@ -103,3 +111,22 @@ def train_wordpiece(
     tokenizer.save_pretrained(staging)
     staging.replace(folder)  # a crash mid-save never leaves a half-written tokenizer in the cache
     return AutoTokenizer.from_pretrained(folder)
+
+
+def _continuation_alphabet(wordpiece: Tokenizer, batches: Iterator[list[str]]) -> set[str]:
+    """Characters that occur inside a word (not first) once normalized and pre-tokenized: the trainer
+    makes a "##x" piece of each."""
+    found: set[str] = set()
+    for batch in batches:
+        for sentence in batch:
+            for word, _ in wordpiece.pre_tokenizer.pre_tokenize_str(wordpiece.normalizer.normalize_str(sentence)):
+                found.update(word[1:])
+    return found
+
+
+def _only_bert_specials(wordpiece: Tokenizer) -> Tokenizer:
+    """The trained tokenizer with only BERT's special tokens as added tokens (the "##x" pieces registered
+    to fix their numbers stay in the vocabulary, as ordinary pieces)."""
+    spec = json.loads(wordpiece.to_str())
+    spec["added_tokens"] = [token for token in spec["added_tokens"] if token["content"] in SPECIAL_TOKENS]
+    return Tokenizer.from_str(json.dumps(spec))

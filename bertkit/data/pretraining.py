@@ -16,8 +16,6 @@ tokenizer, so a second run starts at once.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 from collections.abc import Callable
@@ -33,6 +31,7 @@ from transformers import PreTrainedTokenizerBase
 
 from bertkit.config import CorpusSource, MaskingMode, PretrainCorpusConfig
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
+from bertkit.data.caching import fingerprint, tokenizer_fingerprint
 from bertkit.data.corpus import SENTENCES, load_documents
 from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTables, mask_instances
 from bertkit.errors import DataError
@@ -293,15 +292,13 @@ def _num_proc(cfg: PretrainCorpusConfig, rows: int) -> int | None:
     return cfg.num_proc if cfg.num_proc > 1 and rows >= 2 * cfg.num_proc else None
 
 
-def _fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps([_FORMAT_VERSION, *parts], default=str).encode()).hexdigest()[:32]
-
-
 def cache_key(cfg: PretrainCorpusConfig, tokenizer: PreTrainedTokenizerBase) -> str:
     """Fingerprint of everything that shapes the instances: the data config and the tokenizer's vocabulary."""
-    settings = asdict(cfg)
-    vocab = hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
-    return _fingerprint(settings, vocab, str(MaskingMode(cfg.masking.mode)))
+    return _fingerprint(asdict(cfg), tokenizer_fingerprint(tokenizer), str(MaskingMode(cfg.masking.mode)))
+
+
+def _fingerprint(*parts: Any) -> str:
+    return fingerprint(_FORMAT_VERSION, *parts)
 
 
 def build(cfg: PretrainCorpusConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> DataBundle:
