@@ -8,6 +8,10 @@ TORCH_SPEC ?= torch==2.13.0
 VENV_FLAGS ?=
 EXPERIMENT ?= pretrain_tiny
 TASK ?= mrpc
+# Any BERT checkpoint: a Hub id, a local folder, or the model/ folder that `make pretrain` wrote.
+MODEL ?= bert-base-uncased
+# GLUE in its original layout (GLUE_DIR/MRPC/train.tsv, ...); empty: the Hub's nyu-mll/glue (needs network).
+GLUE_DIR ?=
 ARGS ?=
 PYTEST_ARGS ?=
 # `accelerate launch` runs a single CPU process with one thread unless told otherwise: use every core.
@@ -16,7 +20,7 @@ LAUNCH ?= $(BIN)/accelerate launch --num_processes 1 --num_machines 1 --mixed_pr
 	--dynamo_backend no --num_cpu_threads_per_process $(THREADS)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pretrain test test-fast lint format clean
+.PHONY: help setup pretrain finetune-glue test test-fast lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +34,15 @@ setup: ## Create .venv and install bertkit (editable) with its dev extras, CPU t
 
 pretrain: ## Pretrain a small BERT on the embedded corpus (EXPERIMENT=, ARGS="overrides")
 	$(LAUNCH) bertkit/train.py +experiment=$(EXPERIMENT) $(ARGS)
+
+finetune-glue: ## Fine-tune on GLUE (TASK=mrpc|cola|...|all, MODEL=, GLUE_DIR= (default: the Hub), ARGS=)
+ifeq ($(TASK),all)
+	$(BIN)/python -m bertkit.glue_suite --model "$(MODEL)" $(if $(GLUE_DIR),--glue-dir "$(GLUE_DIR)") \
+		--launch "$(LAUNCH)" -- $(ARGS)
+else
+	$(LAUNCH) bertkit/train.py +experiment=glue_$(TASK) "model.name_or_path=$(MODEL)" \
+		$(if $(GLUE_DIR),"data.glue_dir=$(GLUE_DIR)") $(ARGS)
+endif
 
 test: lint ## Lint, then run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,4 +1,5 @@
-"""Rank-0 writers of a run's results: config.yaml, metrics.json, the model/ folder with its card, curves.png.
+"""Rank-0 writers of a run's results: config.yaml, metrics.json, predictions/, the model/ folder with its
+card, curves.png.
 
 Everything here runs on the main process only, after the inputs were validated and training finished, so
 a run that fails on bad input leaves an earlier run's files as they were.
@@ -16,11 +17,17 @@ from omegaconf import OmegaConf
 from transformers import PreTrainedTokenizerBase
 
 from bertkit.config import PretrainCorpusConfig, RunConfig
-from bertkit.data.bundle import DataBundle
+from bertkit.data.bundle import DataBundle, TaskKind
 from bertkit.errors import ConfigError
 from bertkit.loop import TrainResult
 
 MODEL_DIR = "model"
+PREDICTIONS_DIR = "predictions"
+_PIPELINES = {TaskKind.pretraining: "fill-mask", TaskKind.sequence_classification: "text-classification"}
+_EXAMPLES = {
+    TaskKind.pretraining: 'print(pipe("The function returns a [MASK] of strings."))',
+    TaskKind.sequence_classification: 'print(pipe({"text": "first sentence", "text_pair": "second sentence"}))',
+}
 
 
 def check_writable(run_dir: Path) -> None:
@@ -46,12 +53,17 @@ def write_results(
     bundle: DataBundle,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """metrics.json, model/ (a plain Hugging Face folder with a model card) and curves.png."""
+    """metrics.json, predictions/, model/ (a plain Hugging Face folder with a model card) and curves.png."""
+    predictions = bundle.prediction_files(result.outputs)
+    for name, text in predictions.items():
+        (run_dir / PREDICTIONS_DIR).mkdir(exist_ok=True)
+        _atomic_write(run_dir / PREDICTIONS_DIR / name, text)
     metrics = {
         **result.scores,
         "data": bundle.stats,
         "throughput": result.throughput,
         "timings_seconds": timings,
+        "predictions": sorted(f"{PREDICTIONS_DIR}/{name}" for name in predictions),
     }
     _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     save_model(result.model, tokenizer, run_dir / MODEL_DIR, model_card(run, result, bundle))
@@ -86,10 +98,12 @@ def model_card(run: RunConfig, result: TrainResult, bundle: DataBundle) -> str:
     model = result.model
     cfg = model.config
     origin = f"continued from `{run.model.name_or_path}`" if run.model.name_or_path else "trained from scratch"
+    task = bundle.task
+    pipeline_tag = _PIPELINES[task.kind]
     lines = [
         "---",
         "library_name: transformers",
-        "pipeline_tag: fill-mask" if isinstance(run.data, PretrainCorpusConfig) else "pipeline_tag: null",
+        f"pipeline_tag: {pipeline_tag}",
         "tags: [bert, bertkit]",
         "---",
         "",
@@ -98,14 +112,14 @@ def model_card(run: RunConfig, result: TrainResult, bundle: DataBundle) -> str:
         f"A BERT ({cfg.num_hidden_layers} layers, hidden size {cfg.hidden_size}, "
         f"{cfg.num_attention_heads} heads, vocabulary {cfg.vocab_size}) {origin} with bertkit, "
         f"on {bundle.description}.",
-        "",
-        "## Data",
-        "",
-        "| split | " + " | ".join(_first_keys(bundle.stats)) + " |",
-        "|---|" + "---|" * len(_first_keys(bundle.stats)),
     ]
+    if task.kind == TaskKind.sequence_classification:
+        head = "a regression head (one score)" if task.is_regression else f"labels {', '.join(task.id2label.values())}"
+        lines += ["", f"Task head: {head}."]
+    columns = list(dict.fromkeys(key for numbers in bundle.stats.values() for key in numbers))
+    lines += ["", "## Data", "", "| split | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for split, numbers in bundle.stats.items():
-        lines.append(f"| {split} | " + " | ".join(_fmt(v) for v in numbers.values()) + " |")
+        lines.append(f"| {split} | " + " | ".join(_fmt(numbers.get(key, "")) for key in columns) + " |")
     trainer = run.trainer
     settings = {
         "seed": run.seed,
@@ -136,8 +150,8 @@ def model_card(run: RunConfig, result: TrainResult, bundle: DataBundle) -> str:
         "```python",
         "from transformers import pipeline",
         "",
-        'fill = pipeline("fill-mask", model="path/to/this/folder")',
-        'print(fill("The function returns a [MASK] of strings."))',
+        f'pipe = pipeline("{pipeline_tag}", model="path/to/this/folder")',
+        _EXAMPLES[task.kind],
         "```",
         "",
     ]
@@ -161,7 +175,9 @@ def plot_curves(log_path: Path, image_path: Path) -> None:
     axes[1].plot([r["step"] for r in train], [r["lr"] for r in train])
     axes[1].set(title="learning rate", xlabel="step")
     for split in sorted({s for r in evals for s in r["eval"]}):
-        metrics = sorted({m for r in evals for m in r["eval"].get(split, {}) if m.endswith("accuracy")})
+        # Scores (accuracy, F1, correlations) share one axis; losses, perplexities and counts would squash it.
+        values = [(m, v) for r in evals for m, v in r["eval"].get(split, {}).items()]
+        metrics = sorted({m for m, v in values if isinstance(v, float)} - {m for m, v in values if not _is_score(v)})
         for metric in metrics:
             points = [(r["step"], r["eval"][split][metric]) for r in evals if metric in r["eval"].get(split, {})]
             axes[2].plot(*zip(*points, strict=True), marker="o", label=f"{split} {metric}")
@@ -174,11 +190,13 @@ def plot_curves(log_path: Path, image_path: Path) -> None:
     plt.close(figure)
 
 
-def _first_keys(stats: dict[str, dict[str, Any]]) -> list[str]:
-    return list(next(iter(stats.values()), {}).keys())
+def _is_score(value: Any) -> bool:
+    return isinstance(value, float) and -1.0 <= value <= 1.0
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, int):

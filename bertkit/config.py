@@ -68,6 +68,35 @@ class AttnImplementation(StrEnum):
     flash_attention_2 = "flash_attention_2"
 
 
+class GlueTask(StrEnum):
+    """The nine GLUE tasks, by their Hub configuration names."""
+
+    cola = "cola"
+    sst2 = "sst2"
+    mrpc = "mrpc"
+    stsb = "stsb"
+    qqp = "qqp"
+    mnli = "mnli"
+    qnli = "qnli"
+    rte = "rte"
+    wnli = "wnli"
+
+
+class BadRows(StrEnum):
+    """What to do with a row of a GLUE file that has the wrong number of fields."""
+
+    error = "error"  # stop, naming the file and line
+    skip = "skip"  # leave it out and report how many were skipped
+
+
+class LabelKind(StrEnum):
+    """How the label column of your own data is read."""
+
+    auto = "auto"  # float values mean regression, anything else classification
+    classification = "classification"
+    regression = "regression"
+
+
 # --------------------------------------------------------------------------------------------- schemas
 
 
@@ -195,6 +224,70 @@ class PretrainCorpusConfig:
 
 
 @dataclass(kw_only=True, slots=True)
+class SentenceTaskConfig:
+    """Settings shared by the recipes that classify a sentence or a sentence pair (GLUE, your own data)."""
+
+    max_seq_length: int = 128
+    """Tokens per example, special tokens included; longer examples are truncated and counted."""
+    pad_to_multiple_of: int | None = 8
+    """Batches are padded to their longest example, rounded up to this (tensor cores like multiples of 8)."""
+    max_train_samples: int | None = None
+    """Use only the first N training examples (quick trials, debugging)."""
+    max_eval_samples: int | None = None
+    """Use only the first N examples of each evaluation and prediction split."""
+    predict: bool = True
+    """Predict the unlabeled test split(s) and write them under predictions/."""
+    num_proc: int = 1
+    """Worker processes for tokenization."""
+
+    def __post_init__(self) -> None:
+        _require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
+        _require(
+            self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1"
+        )
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
+        _require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+
+
+@dataclass(kw_only=True, slots=True)
+class GlueDataConfig(SentenceTaskConfig):
+    """Data recipe: one GLUE task, from the original TSV layout (GLUE_DIR) or the Hub."""
+
+    task: GlueTask = MISSING
+    glue_dir: str | None = None
+    """Folder in the original layout (<glue_dir>/MRPC/train.tsv, ...). None: the Hub (needs network)."""
+    hub_name: str = "nyu-mll/glue"
+    """Hub dataset read when glue_dir is None."""
+    bad_rows: BadRows = BadRows.error
+    """A TSV row with the wrong number of fields: stop naming file and line, or skip it and count it."""
+
+
+@dataclass(kw_only=True, slots=True)
+class CustomDataConfig(SentenceTaskConfig):
+    """Data recipe: your own CSV, TSV, JSON, JSONL or parquet files, one or two text columns and a label."""
+
+    train_file: str = MISSING
+    validation_file: str | None = None
+    """None: hold out data.validation_fraction of the training file (seeded)."""
+    test_file: str | None = None
+    """Rows to predict; a label column there is optional."""
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    """Second text of a pair task (e.g. the hypothesis of an entailment pair)."""
+    label_column: str = "label"
+    label_kind: LabelKind = LabelKind.auto
+    validation_fraction: float = 0.1
+    split_seed: int = 42
+    """Seed of the held-out split, independent of the training seed so every seed sees the same split."""
+
+    def __post_init__(self) -> None:
+        SentenceTaskConfig.__post_init__(self)
+        _require(0 < self.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
+
+
+@dataclass(kw_only=True, slots=True)
 class ModelConfig:
     """Model recipe: a BERT from scratch (sizes below) or from a checkpoint."""
 
@@ -253,6 +346,8 @@ class TrainerConfig:
     log_every: int = 10
     eval_every: int | None = None
     """Evaluate every N optimizer steps (and always at the end)."""
+    eval_every_epoch: bool = False
+    """Evaluate at the end of every epoch (and always at the end)."""
     save_every: int | None = None
     """Write a resumable checkpoint every N optimizer steps."""
     keep_last: int = 2
@@ -294,7 +389,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.data, PretrainCorpusConfig) and self.model.name_or_path is None:
+        if isinstance(self.data, DataConfig) and self.model.name_or_path is None:
             _require(
                 self.data.max_seq_length <= self.model.max_position_embeddings,
                 "data.max_seq_length",
@@ -303,7 +398,7 @@ class RunConfig:
             )
 
 
-DataConfig = PretrainCorpusConfig
+DataConfig = PretrainCorpusConfig | GlueDataConfig | CustomDataConfig
 """Union of the data recipes; grows with each recipe."""
 
 
@@ -312,6 +407,8 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
     store.store(group="data", name="pretrain_corpus_schema", node=PretrainCorpusConfig)
+    store.store(group="data", name="glue_schema", node=GlueDataConfig)
+    store.store(group="data", name="custom_schema", node=CustomDataConfig)
     store.store(group="model", name="model_schema", node=ModelConfig)
     store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
 

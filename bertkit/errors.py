@@ -15,3 +15,12 @@ class DataError(BertkitError, ValueError):
 
 class ModelError(BertkitError, ValueError):
     """A checkpoint or tokenizer cannot be used as configured."""
+
+
+def unreachable_checkpoint_hint(name_or_path: str) -> str:
+    """What to say when a checkpoint named by Hub id could not be read (often: no network)."""
+    from pathlib import Path
+
+    if Path(name_or_path).exists():
+        return ""
+    return "; offline? point it at a local checkpoint folder (make ... MODEL=/path/to/folder)"

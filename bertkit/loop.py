@@ -81,6 +81,8 @@ class TrainResult:
     scores: dict[str, dict[str, float]]
     history: list[dict[str, Any]] = field(default_factory=list)
     throughput: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """The final model's gathered outputs on every evaluation and prediction split (main process)."""
 
 
 def train(
@@ -103,12 +105,13 @@ def train(
     )
     eval_loaders = {
         name: DataLoader(dataset, batch_size=cfg.eval_batch_size, collate_fn=bundle.collate_eval)
-        for name, dataset in bundle.evaluation.items()
+        for name, dataset in (bundle.evaluation | bundle.prediction).items()
     }
     optimizer = optim.build_optimizer(model, cfg, accelerator.device)
     prepared = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
     model, optimizer, train_loader = prepared[:3]
     eval_loaders = dict(zip(eval_loaders, prepared[3:], strict=True))
+    predict_loaders = {name: eval_loaders.pop(name) for name in bundle.prediction}
 
     steps_per_epoch = len(train_loader) // cfg.gradient_accumulation_steps
     if steps_per_epoch == 0:
@@ -141,6 +144,12 @@ def train(
     window = _Window(clock)
     budget = None if cfg.max_minutes is None else cfg.max_minutes * 60
 
+    def evaluate_during_training() -> None:
+        with clock.paused():
+            history.append(_evaluate_all(accelerator, model, eval_loaders, bundle, score, state)[0])
+        log_file.write(history[-1])
+        model.train()
+
     model.train()
     while state.step < total_steps and not _out_of_time(accelerator, budget, clock):
         train_loader.set_epoch(state.epoch)
@@ -166,10 +175,7 @@ def train(
                 log_file.write(record)
                 progress.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_second']:.0f}")
             if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < total_steps:
-                with clock.paused():
-                    history.append(_evaluate_all(accelerator, model, eval_loaders, bundle, score, state.step))
-                log_file.write(history[-1])
-                model.train()
+                evaluate_during_training()
             if cfg.save_every and state.step % cfg.save_every == 0:
                 state.train_seconds = clock.elapsed()
                 with clock.paused():
@@ -179,14 +185,18 @@ def train(
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
+            if cfg.eval_every_epoch and state.step < total_steps:
+                evaluate_during_training()
     progress.close()
     if window.micro_batches:  # stopped by the time budget between two log lines
         log_file.write(window.flush(accelerator, state, scheduler.get_last_lr()[0]))
     state.train_seconds = clock.elapsed()
 
     eval_started = time.perf_counter()
-    final = _evaluate_all(accelerator, model, eval_loaders, bundle, score, state.step)
+    final, outputs = _evaluate_all(accelerator, model, eval_loaders, bundle, score, state)
     eval_seconds = time.perf_counter() - eval_started
+    for name, loader in predict_loaders.items():
+        outputs[name] = evaluate(accelerator, model, loader, bundle)
     log_file.write(final)
     history.append(final)
     if cfg.save_every and not (checkpoints / f"step_{state.step}").exists():
@@ -204,6 +214,7 @@ def train(
         scores=final["eval"],
         history=history,
         throughput=throughput,
+        outputs=outputs if accelerator.is_main_process else {},
     )
 
 
@@ -227,20 +238,23 @@ def evaluate(
     return {name: _concatenate_padded(parts) for name, parts in collected.items()}
 
 
-def _evaluate_all(accelerator, model, loaders, bundle, score, step: int) -> dict[str, Any]:
-    scores = {}
+def _evaluate_all(
+    accelerator, model, loaders, bundle, score, state: LoopState
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Scores of every evaluation split as a log record, and the gathered outputs they came from."""
+    scores, outputs = {}, {}
     for name, loader in loaders.items():
-        outputs = evaluate(accelerator, model, loader, bundle)
+        outputs[name] = evaluate(accelerator, model, loader, bundle)
         # Scored once, on the main process: evaluate's cache files are not meant for concurrent writers.
-        scores[name] = score(outputs) if accelerator.is_main_process else {}
+        scores[name] = score(outputs[name]) if accelerator.is_main_process else {}
     if accelerator.is_main_process:
         summary = ", ".join(
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
             for split in scores.values()
             for k, v in split.items()
         )
-        log.info("step %d eval: %s", step, summary)
-    return {"step": step, "eval": scores}
+        log.info("step %d eval: %s", state.step, summary)
+    return {"step": state.step, "epoch": state.epoch, "eval": scores}, outputs
 
 
 def _concatenate_padded(parts: list[np.ndarray]) -> np.ndarray:

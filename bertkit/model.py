@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertForPreTraining, PreTrainedModel
+from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, PreTrainedModel
 from transformers.models.bert.modeling_bert import BertForPreTrainingOutput
 
 from bertkit.config import ModelConfig
 from bertkit.data.bundle import TaskKind, TaskSpec
-from bertkit.errors import ModelError
+from bertkit.errors import ModelError, unreachable_checkpoint_hint
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def architecture(cfg: ModelConfig) -> BertConfig:
         where = "folder" if Path(cfg.name_or_path).exists() else "folder or Hub id"
         raise ModelError(
             f"model.name_or_path={cfg.name_or_path!r}: no BERT config.json could be read from this {where} "
-            f"({str(error).splitlines()[0]})"
+            f"({str(error).strip().splitlines()[0]}){unreachable_checkpoint_hint(cfg.name_or_path)}"
         ) from None
     config.hidden_dropout_prob = cfg.hidden_dropout_prob
     config.attention_probs_dropout_prob = cfg.attention_probs_dropout_prob
@@ -70,6 +70,12 @@ def build_model(cfg: ModelConfig, task: TaskSpec) -> PreTrainedModel:
     match task.kind:
         case TaskKind.pretraining:
             model_class = MaskedLMOnlyBertForPreTraining if cfg.masked_positions_only else BertForPreTraining
+        case TaskKind.sequence_classification:
+            model_class = BertForSequenceClassification
+            config.num_labels = task.num_labels
+            config.id2label = dict(task.id2label) or {0: "score"}
+            config.label2id = {name: i for i, name in config.id2label.items()}
+            config.problem_type = "regression" if task.is_regression else "single_label_classification"
     if cfg.name_or_path is None:
         return model_class(config)
     model, info = model_class.from_pretrained(
@@ -78,13 +84,17 @@ def build_model(cfg: ModelConfig, task: TaskSpec) -> PreTrainedModel:
         dtype=torch.float32,
         output_loading_info=True,
         trust_remote_code=cfg.trust_remote_code,
+        # A checkpoint fine-tuned on another task has a head of another size: it is replaced, and said so.
+        ignore_mismatched_sizes=True,
     )
-    missing_heads = sorted({key.split(".")[0] + "." + key.split(".")[1] for key in info["missing_keys"]})
-    if missing_heads:
+    fresh = set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]}
+    # Name modules, not tensors: "classifier", "cls.predictions" (weights and biases alike).
+    fresh_modules = sorted({".".join(key.rsplit(".", 1)[0].split(".")[:2]) for key in fresh})
+    if fresh_modules:
         log.warning(
             "%s has no weights for %s: they start from random initialisation and are trained in this run",
             cfg.name_or_path,
-            ", ".join(missing_heads),
+            ", ".join(fresh_modules),
         )
     return model
 

@@ -14,7 +14,7 @@ from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBa
 
 from bertkit.config import DataConfig, ModelConfig, PretrainCorpusConfig, TokenizerConfig
 from bertkit.data.corpus import SENTENCES, load_documents
-from bertkit.errors import ModelError
+from bertkit.errors import ModelError, unreachable_checkpoint_hint
 
 log = logging.getLogger(__name__)
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -44,7 +44,8 @@ def load(name_or_path: str, setting: str, trust_remote_code: bool = False) -> Pr
     except (OSError, ValueError) as error:
         where = "folder" if Path(name_or_path).exists() else "folder or Hub id"
         raise ModelError(
-            f"{setting}={name_or_path!r}: no tokenizer could be loaded from this {where} ({str(error).splitlines()[0]})"
+            f"{setting}={name_or_path!r}: no tokenizer could be loaded from this {where} "
+            f"({str(error).strip().splitlines()[0]}){unreachable_checkpoint_hint(name_or_path)}"
         ) from None
     if not tokenizer.is_fast:
         raise ModelError(f"{setting}={name_or_path!r}: bertkit needs a fast (Rust) tokenizer")

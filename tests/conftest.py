@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
 SHARED = ROOT.parent / "shared"
 TINY_CORPUS = ASSETS / "tiny_corpus.txt"
+GLUE_FIXTURES = ASSETS / "glue"
+"""Hand-written GLUE files in the original layout (CoLA without header, MRPC with a byte-order mark, ...)."""
 
 # Overrides that shrink any pretraining run to seconds on the hand-written corpus.
 TINY_OVERRIDES = [
@@ -67,6 +69,56 @@ def tiny_run(tmp_path, cache_dir):
         return [*TINY_OVERRIDES, *(f"{k}={v}" for k, v in defaults.items() if k not in chosen), *extra]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny BERT checkpoint folder (BertForPreTraining weights + a WordPiece tokenizer trained on the test
+    assets), standing in for bert-base-uncased in fine-tuning tests."""
+    from transformers import BertConfig, BertForPreTraining
+
+    from bertkit.config import CorpusSource, PretrainCorpusConfig, TokenizerConfig
+    from bertkit.tokenizer import train_wordpiece
+
+    work = tmp_path_factory.mktemp("tiny_bert")
+    text = work / "text.txt"
+    sentences = [field for path in sorted(GLUE_FIXTURES.rglob("*.tsv")) for field in path.read_text().split("\t")]
+    text.write_text(TINY_CORPUS.read_text() + "\n\n" + "\n".join(s.strip() for s in sentences if " " in s) + "\n")
+    tokenizer = train_wordpiece(
+        TokenizerConfig(vocab_size=400, min_frequency=1),
+        PretrainCorpusConfig(source=CorpusSource.sentence_files, paths=[str(text)]),
+        work / "cache",
+    )
+    folder = work / "checkpoint"
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertForPreTraining(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def earlier_run(tmp_path):
+    """A run directory holding an earlier run's results, which no failing run may touch."""
+    run_dir = tmp_path / "run"
+    (run_dir / "model").mkdir(parents=True)
+    files = {
+        run_dir / "metrics.json": '{"heldout": {"mlm_accuracy": 0.5}}\n',
+        run_dir / "config.yaml": "name: earlier\n",
+        run_dir / "model" / "config.json": "{}\n",
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    yield run_dir
+    for path, text in files.items():
+        assert path.read_text() == text, f"{path} was changed by a failing run"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "metrics.json", "model"]
 
 
 @pytest.fixture(autouse=True)

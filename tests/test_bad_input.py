@@ -12,25 +12,7 @@ from bertkit.tokenizer import train_wordpiece
 from .conftest import TINY_CORPUS, compose_config
 
 
-@pytest.fixture
-def earlier_run(tmp_path):
-    """A run directory holding an earlier run's results, which no failing run may touch."""
-    run_dir = tmp_path / "run"
-    (run_dir / "model").mkdir(parents=True)
-    files = {
-        run_dir / "metrics.json": '{"heldout": {"mlm_accuracy": 0.5}}\n',
-        run_dir / "config.yaml": "name: earlier\n",
-        run_dir / "model" / "config.json": "{}\n",
-    }
-    for path, text in files.items():
-        path.write_text(text)
-    yield run_dir
-    for path, text in files.items():
-        assert path.read_text() == text, f"{path} was changed by a failing run"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "metrics.json", "model"]
-
-
-def tiny_checkpoint(folder, **sizes):
+def save_tiny_checkpoint(folder, **sizes):
     config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, **sizes)
     BertForPreTraining(config).save_pretrained(folder)
     return folder
@@ -95,7 +77,7 @@ def test_max_seq_length_beyond_position_embeddings(tiny_run, earlier_run):
 
 
 def test_checkpoint_with_too_few_positions(tiny_run, earlier_run, tmp_path):
-    checkpoint = tiny_checkpoint(tmp_path / "short_positions", vocab_size=300, max_position_embeddings=32)
+    checkpoint = save_tiny_checkpoint(tmp_path / "short_positions", vocab_size=300, max_position_embeddings=32)
     fails(
         tiny_run,
         ModelError,
@@ -115,7 +97,7 @@ def test_tokenizer_vocabulary_larger_than_the_model(tiny_run, earlier_run, tmp_p
     )
     tokenizer_dir = tmp_path / "tokenizer"
     tokenizer.save_pretrained(tokenizer_dir)
-    checkpoint = tiny_checkpoint(tmp_path / "small_vocab", vocab_size=100)
+    checkpoint = save_tiny_checkpoint(tmp_path / "small_vocab", vocab_size=100)
     fails(
         tiny_run,
         ModelError,

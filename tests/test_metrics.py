@@ -41,3 +41,74 @@ def test_metric_module_loads_by_path_and_rejects_unknown_configs():
     assert module.compute(predictions=[1, 1], references=[1, 0])["accuracy"] == 0.5
     with pytest.raises(KeyError):
         metrics.load("pretraining", "glue")
+
+
+# GLUE and your-own-data metrics against values worked out by hand on fixed predictions.
+GOLD = np.array([1, 1, 1, 0, 0, 0, 1, 0])
+GUESS = np.array([1, 1, 0, 0, 0, 1, 1, 1])  # TP 3, FN 1, TN 2, FP 2
+
+
+def test_glue_cola_matthews_correlation():
+    tp, tn, fp, fn = 3, 2, 2, 1
+    expected = (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))  # 4 / sqrt(5 * 4 * 4 * 3)
+    scores = metrics.load("glue", "cola").compute(predictions=GUESS, references=GOLD)
+    assert scores == {"matthews_correlation": pytest.approx(expected)}
+    assert expected == pytest.approx(0.2581989)
+
+
+def test_glue_mrpc_and_qqp_f1_of_the_positive_class_and_accuracy():
+    precision, recall = 3 / 5, 3 / 4
+    for task in ("mrpc", "qqp"):
+        scores = metrics.load("glue", task).compute(predictions=GUESS, references=GOLD)
+        assert scores["accuracy"] == pytest.approx(5 / 8)
+        assert scores["f1"] == pytest.approx(2 * precision * recall / (precision + recall))  # 2/3
+
+
+def test_glue_stsb_pearson_and_spearman():
+    gold = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    guess = np.array([0.5, 0.4, 2.5, 2.0, 5.0])
+    centred_gold, centred_guess = gold - gold.mean(), guess - guess.mean()
+    pearson = (centred_gold @ centred_guess) / math.sqrt((centred_gold**2).sum() * (centred_guess**2).sum())
+    # Ranks: gold 1..5; guess 2,1,4,3,5 -> Spearman = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 6*4/120 = 0.8
+    scores = metrics.load("glue", "stsb").compute(predictions=guess, references=gold)
+    assert scores["pearson"] == pytest.approx(pearson)
+    assert scores["spearmanr"] == pytest.approx(0.8)
+
+
+def test_glue_accuracy_tasks_and_unknown_task():
+    for task in ("sst2", "mnli", "qnli", "rte", "wnli"):
+        assert metrics.load("glue", task).compute(predictions=GUESS, references=GOLD) == {"accuracy": 5 / 8}
+    with pytest.raises(KeyError, match="config name must be one of"):
+        metrics.load("glue", "squad")
+
+
+def test_custom_classification_macro_f1_over_three_classes():
+    gold = np.array([0, 0, 1, 1, 2, 2])
+    guess = np.array([0, 1, 1, 1, 2, 0])
+    # class 0: P 1/2 R 1/2 F 1/2; class 1: P 2/3 R 1 F 4/5; class 2: P 1 R 1/2 F 2/3
+    scores = metrics.load("classification", "classification").compute(predictions=guess, references=gold)
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+    assert scores["f1_macro"] == pytest.approx((1 / 2 + 4 / 5 + 2 / 3) / 3)
+
+
+def test_custom_regression_mean_squared_error():
+    scores = metrics.load("classification", "regression").compute(
+        predictions=[1.0, 2.0, 4.0], references=[1.0, 3.0, 3.0]
+    )
+    assert scores["mse"] == pytest.approx(2 / 3)
+    assert scores["spearmanr"] == pytest.approx(0.8660254)  # ranks (1,2,3) vs (1,2.5,2.5)
+
+
+def test_sequence_classification_scorer_turns_logits_into_labels():
+    task = TaskSpec(
+        kind=TaskKind.sequence_classification,
+        vocab_size=10,
+        pad_token_id=0,
+        max_seq_length=8,
+        num_labels=2,
+        metric="glue",
+        metric_config="mrpc",
+    )
+    logits = np.stack([1 - GUESS, GUESS], axis=1).astype(np.float32)
+    scores = metrics.scorer(task)({"logits": logits, "labels": GOLD})
+    assert scores["accuracy"] == pytest.approx(5 / 8) and scores["examples"] == 8

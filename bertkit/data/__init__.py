@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from bertkit.config import DataConfig, PretrainCorpusConfig
+from bertkit.config import CustomDataConfig, DataConfig, GlueDataConfig, PretrainCorpusConfig
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
 
 __all__ = ["DataBundle", "TaskKind", "TaskSpec", "build_data"]
@@ -19,4 +19,12 @@ def build_data(cfg: DataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: P
             from bertkit.data import pretraining
 
             return pretraining.build(cfg, tokenizer, cache_dir)
+        case GlueDataConfig():
+            from bertkit.data import glue
+
+            return glue.build(cfg, tokenizer, cache_dir)
+        case CustomDataConfig():
+            from bertkit.data import custom
+
+            return custom.build(cfg, tokenizer, cache_dir)
     raise TypeError(f"no data recipe for {type(cfg).__name__}")

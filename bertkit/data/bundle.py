@@ -15,6 +15,7 @@ Batch = dict[str, torch.Tensor]
 
 class TaskKind(StrEnum):
     pretraining = "pretraining"
+    sequence_classification = "sequence_classification"  # one label (or one score) per sentence or pair
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,9 +28,18 @@ class TaskSpec:
     pad_token_id: int
     max_seq_length: int
     num_labels: int = 0
+    """Outputs of the task head; 1 means regression."""
     id2label: Mapping[int, str] = field(default_factory=dict)
+    metric: str = ""
+    """bertkit's evaluate module that scores the task (a folder under bertkit/metrics)."""
+    metric_config: str | None = None
+    """Its configuration, e.g. the GLUE task."""
     metric_args: Mapping[str, Any] = field(default_factory=dict)
     """Facts from the training data that metrics need, e.g. majority classes for trivial baselines."""
+
+    @property
+    def is_regression(self) -> bool:
+        return self.kind == TaskKind.sequence_classification and self.num_labels == 1
 
 
 @dataclass(kw_only=True)
@@ -39,13 +49,17 @@ class DataBundle:
     task: TaskSpec
     train: datasets.Dataset
     evaluation: dict[str, datasets.Dataset]
-    """Evaluation splits by name, e.g. {"heldout": ...}."""
+    """Labeled evaluation splits by name, e.g. {"heldout": ...}; each is scored."""
+    prediction: dict[str, datasets.Dataset] = field(default_factory=dict)
+    """Unlabeled splits to predict at the end, e.g. {"test": ...}; written, never scored."""
     collate_train: Callable[[list[dict]], Batch]
     collate_eval: Callable[[list[dict]], Batch]
     eval_outputs: Callable[[Batch, Any], dict[str, torch.Tensor]]
     """Per-example tensors to gather from one evaluation batch and the model's output."""
     count_tokens: Callable[[Batch], int]
     """Real (non-padding) tokens in a batch, for throughput."""
+    prediction_files: Callable[[dict[str, dict[str, Any]]], dict[str, str]] = lambda outputs: {}
+    """Gathered outputs per split -> {file name under predictions/: text}; the task's own formats."""
     stats: dict[str, Any] = field(default_factory=dict)
     """What the recipe built (documents, instances, ...), reported and written to metrics.json."""
     description: str = ""

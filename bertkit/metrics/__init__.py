@@ -27,6 +27,8 @@ def scorer(task: TaskSpec) -> Scorer:
     match task.kind:
         case TaskKind.pretraining:
             return partial(pretraining_scores, task)
+        case TaskKind.sequence_classification:
+            return partial(sequence_classification_scores, task)
     raise TypeError(f"no metrics for task kind {task.kind}")
 
 
@@ -54,3 +56,16 @@ def pretraining_scores(task: TaskSpec, outputs: dict[str, np.ndarray]) -> dict[s
         "nsp_majority_baseline_accuracy": nsp["majority_baseline_accuracy"],
         "nsp_examples": nsp["predictions"],
     }
+
+
+def predicted_labels(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
+    """Label ids (classification) or values (regression) from the head's outputs."""
+    return logits[:, 0] if task.is_regression else logits.argmax(axis=-1)
+
+
+def sequence_classification_scores(task: TaskSpec, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """The task's own metric (e.g. GLUE's, by task) on the predictions of one labeled split."""
+    scores = load(task.metric, task.metric_config).compute(
+        predictions=predicted_labels(task, outputs["logits"]), references=outputs["labels"]
+    )
+    return {**scores, "examples": len(outputs["labels"])}

@@ -1,0 +1,172 @@
+"""Your own sentence(-pair) data: CSV, TSV, JSON, JSONL or parquet with named text and label columns.
+
+Labels are read from the training file: float values make a regression task (one output), anything else
+(strings, integers, booleans) a classification task whose classes are the training file's distinct
+labels, sorted. Without a validation file, a seeded fraction of the training rows is held out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from bertkit.config import CustomDataConfig, LabelKind
+from bertkit.data import classification
+from bertkit.data.bundle import DataBundle
+from bertkit.data.classification import INDEX, LABEL, TEXT, TEXT_PAIR, LabelSpace, SentenceSplits
+from bertkit.data.files import TABLE_FORMATS, load_table
+from bertkit.errors import DataError
+
+_SETTINGS = {"train": "data.train_file", "validation": "data.validation_file", "test": "data.test_file"}
+
+
+def build(cfg: CustomDataConfig, tokenizer, cache_dir: Path) -> DataBundle:
+    """The custom data recipe: read, check columns and labels, then the shared sentence-task pipeline."""
+    datasets_cache = str(cache_dir / "datasets")
+    raw = {
+        split: _read(getattr(cfg, setting.split(".")[1]), setting, datasets_cache)
+        for split, setting in _SETTINGS.items()
+        if getattr(cfg, setting.split(".")[1]) is not None
+    }
+    for split, rows in raw.items():
+        _check_columns(cfg, split, rows, needs_label=split != "test")
+    labels = label_space(cfg, raw["train"])
+    train = _rows(cfg, "train", raw["train"], labels)
+    if "validation" in raw:
+        validation = _rows(cfg, "validation", raw["validation"], labels)
+    else:
+        train, validation = _hold_out(train, cfg, labels)
+    prediction = {}
+    if "test" in raw and cfg.predict:
+        prediction["test"] = _rows(cfg, "test", raw["test"], labels, keep_label=False)
+    splits = SentenceSplits(train=train, evaluation={"validation": validation}, prediction=prediction)
+    task_kind = "regression" if labels.is_regression else "classification"
+    return classification.build(
+        cfg,
+        splits,
+        labels,
+        tokenizer,
+        metric="classification",
+        metric_config=task_kind,
+        description=f"{cfg.train_file} ({task_kind} of {_columns_named(cfg)})",
+        prediction_files=lambda outputs, rows: {
+            f"{split}.tsv": classification.tsv(*classification.prediction_table(gathered, rows[split], labels))
+            for split, gathered in outputs.items()
+        },
+    )
+
+
+def label_space(cfg: CustomDataConfig, train: datasets.Dataset) -> LabelSpace:
+    """Regression for float labels (or when asked), else the training file's distinct labels, sorted."""
+    values = train[cfg.label_column]
+    missing = next((i for i, value in enumerate(values) if value is None), None)
+    if missing is not None:
+        raise DataError(f"{cfg.train_file}: {_where(cfg.train_file, missing)} has no label ({cfg.label_column!r})")
+    dtype = train.features[cfg.label_column]
+    is_float = isinstance(dtype, datasets.Value) and dtype.dtype.startswith("float")
+    if cfg.label_kind == LabelKind.regression or (cfg.label_kind == LabelKind.auto and is_float):
+        if not isinstance(dtype, datasets.Value) or not (is_float or dtype.dtype.startswith("int")):
+            raise DataError(f"{cfg.train_file}: data.label_kind=regression needs numbers in {cfg.label_column!r}")
+        return LabelSpace()
+    if isinstance(dtype, datasets.ClassLabel):
+        return LabelSpace(names=tuple(dtype.names))
+    distinct = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    if len(distinct) < 2:
+        raise DataError(
+            f"{cfg.train_file}: column {cfg.label_column!r} has a single label ({distinct[0]!r}); "
+            "classification needs at least two"
+        )
+    return LabelSpace(names=tuple(str(v) for v in distinct))
+
+
+def _read(path: str, setting: str, datasets_cache: str) -> datasets.Dataset:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DataError(f"{setting}: {path!r} does not exist")
+    if file.suffix.lower() not in TABLE_FORMATS:
+        raise DataError(f"{setting}: {path} is not one of {sorted(TABLE_FORMATS)}")
+    rows = load_table([file], setting, datasets_cache)
+    if len(rows) == 0:
+        raise DataError(f"{setting}: {path} holds no rows")
+    return rows
+
+
+def _check_columns(cfg: CustomDataConfig, split: str, rows: datasets.Dataset, needs_label: bool) -> None:
+    setting = _SETTINGS[split]
+    wanted = {"data.text_column": cfg.text_column, "data.text_pair_column": cfg.text_pair_column}
+    if needs_label:
+        wanted["data.label_column"] = cfg.label_column
+    for key, column in wanted.items():
+        if column is not None and column not in rows.column_names:
+            raise DataError(
+                f"{getattr(cfg, setting.split('.')[1])}: no column {column!r} ({key}); "
+                f"the columns are {rows.column_names}"
+            )
+
+
+def _rows(
+    cfg: CustomDataConfig, split: str, rows: datasets.Dataset, labels: LabelSpace, keep_label: bool = True
+) -> datasets.Dataset:
+    """{text, text_pair?, label?, index} with labels as ids (or floats); unknown labels name the row."""
+    path = getattr(cfg, _SETTINGS[split].split(".")[1])
+    for column in (cfg.text_column, cfg.text_pair_column):
+        if column is not None:
+            empty = next((i for i, text in enumerate(rows[column]) if text is None), None)
+            if empty is not None:
+                raise DataError(f"{path}: {_where(path, empty)} has no text in column {column!r}")
+    columns = {cfg.text_column: TEXT}
+    if cfg.text_pair_column is not None:
+        columns[cfg.text_pair_column] = TEXT_PAIR
+    labeled = keep_label and cfg.label_column in rows.column_names
+    if labeled:
+        columns[cfg.label_column] = LABEL
+    out = rows.select_columns(list(columns)).rename_columns(columns)
+    out = out.add_column(INDEX, [str(i) for i in range(len(out))])
+    if not labeled:
+        return out
+    if labels.is_regression:
+        return out.cast_column(LABEL, datasets.Value("float32"))
+    feature = out.features[LABEL]
+    values = [feature.int2str(v) for v in out[LABEL]] if isinstance(feature, datasets.ClassLabel) else out[LABEL]
+    ids = {name: i for i, name in enumerate(labels.names)}
+    unknown = next((i for i, value in enumerate(values) if str(value) not in ids), None)
+    if unknown is not None:
+        raise DataError(
+            f"{path}: {_where(path, unknown)} has label {values[unknown]!r}, which the training file "
+            f"({cfg.train_file}) does not have; its labels are {list(labels.names)}"
+        )
+    label_ids = np.array([ids[str(value)] for value in values], dtype=np.int64)
+    return out.remove_columns(LABEL).add_column(LABEL, label_ids.tolist())
+
+
+def _hold_out(
+    train: datasets.Dataset, cfg: CustomDataConfig, labels: LabelSpace
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """A seeded validation split of the training rows, stratified by class where every class allows it."""
+    stratify = None
+    if not labels.is_regression:
+        counts = np.bincount(np.asarray(train[LABEL]), minlength=labels.num_labels)
+        if counts.min() >= 2:
+            train = train.cast_column(LABEL, datasets.ClassLabel(names=list(labels.names)))
+            stratify = LABEL
+    parts = train.train_test_split(test_size=cfg.validation_fraction, seed=cfg.split_seed, stratify_by_column=stratify)
+    if stratify is not None:
+        parts = parts.cast_column(LABEL, datasets.Value("int64"))
+    return parts["train"], parts["test"]
+
+
+def _where(path: str, row: int) -> str:
+    """Where row `row` (0-based, data rows only) sits in the file, as precisely as its format allows."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return f"line {row + 2}"  # after the header line
+    if suffix == ".jsonl":
+        return f"line {row + 1}"
+    return f"record {row + 1}"
+
+
+def _columns_named(cfg: CustomDataConfig) -> str:
+    texts = cfg.text_column if cfg.text_pair_column is None else f"{cfg.text_column} + {cfg.text_pair_column}"
+    return f"{texts} -> {cfg.label_column}"
