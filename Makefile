@@ -14,9 +14,10 @@ MODEL ?= bert-base-uncased
 GLUE_DIR ?=
 ARGS ?=
 PYTEST_ARGS ?=
-# `accelerate launch` runs a single CPU process with one thread unless told otherwise: use every core.
+# `accelerate launch` (through bertkit.launch, which spares bertkit's one-line errors its traceback) runs a
+# single CPU process with one thread unless told otherwise: use every core.
 THREADS ?= $(shell nproc 2>/dev/null || echo 1)
-LAUNCH ?= $(BIN)/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no \
+LAUNCH ?= $(BIN)/python -m bertkit.launch --num_processes 1 --num_machines 1 --mixed_precision no \
 	--dynamo_backend no --num_cpu_threads_per_process $(THREADS)
 
 .DEFAULT_GOAL := help

@@ -111,3 +111,24 @@ def test_typo_in_override_names_the_key(tmp_path, cache_dir):
     result = run_cli([sys.executable, "bertkit/train.py", "trainer.learnig_rate=1e-3"], ROOT, cache_dir)
     assert result.returncode != 0
     assert "trainer.learnig_rate" in result.stderr
+
+
+def test_make_launcher_leaves_the_one_line_error_alone(tmp_path, cache_dir):
+    """`make` targets launch through bertkit.launch: accelerate's launcher, minus its own traceback."""
+    result = run_cli(
+        [
+            sys.executable,
+            "-m",
+            "bertkit.launch",
+            *LAUNCH[3:],
+            "bertkit/train.py",
+            "data.source=sentence_files",
+            "data.paths=[/no/such/corpus.txt]",
+            f"output_dir={tmp_path / 'run'}",
+        ],
+        ROOT,
+        cache_dir,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("bertkit: error: data.paths: '/no/such/corpus.txt'")
+    assert "Traceback" not in result.stderr
