@@ -138,3 +138,16 @@ def test_missing_file_and_single_label(custom_run, earlier_run, tmp_path):
     single = write_csv(tmp_path / "single.csv", [(text, "good") for text, _ in REVIEWS])
     overrides = custom_run(f"data.train_file={single}", "data.text_column=review", "data.label_column=verdict")
     fails(overrides, r"single\.csv: column 'verdict' has a single label \('good'\)")
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".json"])
+def test_tsv_and_json_arrays_are_read_too(custom_run, tmp_path, suffix):
+    train_file = tmp_path / f"reviews{suffix}"
+    frame = pandas.DataFrame(REVIEWS, columns=["review", "verdict"])
+    if suffix == ".tsv":
+        frame.to_csv(train_file, sep="\t", index=False)
+    else:
+        train_file.write_text(json.dumps(frame.to_dict(orient="records")))
+    overrides = custom_run(f"data.train_file={train_file}", "data.text_column=review", "data.label_column=verdict")
+    scores = train.run(compose_config(overrides))
+    assert scores["validation"]["examples"] == 3

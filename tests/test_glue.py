@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import datasets
 import pytest
 from transformers import AutoModelForSequenceClassification
 
@@ -277,3 +278,54 @@ def test_task_all_runs_the_tasks_present_and_writes_one_summary(tmp_path, cache_
     table = (tmp_path / "summary" / "glue_summary.md").read_text()
     assert "| cola | validation | matthews_correlation" in table and "Average over 2 task(s)" in table
     assert (tmp_path / "runs" / "cola" / "metrics.json").is_file()
+
+
+def hub_like(task: str, label_names: list[str] | None) -> datasets.DatasetDict:
+    """What datasets.load_dataset("nyu-mll/glue", task) returns, in miniature (ClassLabel ids, idx, -1 on test)."""
+    columns = TASKS[GlueTask(task)].hub_columns if task != "ax" else ("premise", "hypothesis")
+    label = datasets.ClassLabel(names=label_names) if label_names else datasets.Value("float32")
+
+    def split(n: int, labeled: bool) -> datasets.Dataset:
+        rows = {name: [f"{name} number {i} ." for i in range(n)] for name in columns}
+        rows["label"] = [(i % len(label_names) if label_names else i % 5 * 1.0) if labeled else -1 for i in range(n)]
+        rows["idx"] = list(range(n))
+        return datasets.Dataset.from_dict(
+            rows,
+            features=datasets.Features(
+                {**dict.fromkeys(columns, datasets.Value("string")), "label": label, "idx": datasets.Value("int32")}
+            ),
+        )
+
+    info = TASKS[GlueTask(task)] if task != "ax" else TASKS[GlueTask.mnli]
+    names = {"train": True, **dict.fromkeys(info.evaluation, True), **dict.fromkeys(info.test, False)}
+    if task == "ax":
+        names = {"test": False}
+    return datasets.DatasetDict({name: split(6, labeled) for name, labeled in names.items()})
+
+
+def test_hub_path_maps_class_labels_by_name(monkeypatch, cache_dir, tiny_checkpoint):
+    """Online, GLUE comes from nyu-mll/glue; its ClassLabel ids are mapped to the task table's order by name."""
+    from transformers import AutoTokenizer
+
+    from bertkit.data import glue
+
+    shuffled = ["contradiction", "entailment", "neutral"]  # not the table's order
+    calls = []
+
+    def load_dataset(name, config_name, cache_dir=None):
+        calls.append((name, config_name))
+        return hub_like(config_name, None if config_name == "stsb" else shuffled)
+
+    monkeypatch.setattr(glue.datasets, "load_dataset", load_dataset)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    bundle = glue.build(GlueDataConfig(task=GlueTask.mnli), tokenizer, cache_dir)
+    assert calls == [("nyu-mll/glue", "mnli"), ("nyu-mll/glue", "ax")]
+    assert set(bundle.evaluation) == {"validation_matched", "validation_mismatched"}
+    assert set(bundle.prediction) == {"test_matched", "test_mismatched", "diagnostic"}
+    table_order = TASKS[GlueTask.mnli].label_values
+    expected = [table_order.index(shuffled[i % 3]) for i in range(6)]
+    assert bundle.train["labels"] == expected
+    assert "labels" not in bundle.prediction["test_matched"].column_names
+
+    stsb = glue.build(GlueDataConfig(task=GlueTask.stsb), tokenizer, cache_dir)
+    assert stsb.task.is_regression and stsb.train["labels"][:3] == [0.0, 1.0, 2.0]
