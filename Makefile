@@ -14,11 +14,20 @@ MODEL ?= bert-base-uncased
 GLUE_DIR ?=
 ARGS ?=
 PYTEST_ARGS ?=
-# `accelerate launch` (through bertkit.launch, which spares bertkit's one-line errors its traceback) runs a
-# single CPU process with one thread unless told otherwise: use every core.
-THREADS ?= $(shell nproc 2>/dev/null || echo 1)
-LAUNCH ?= $(BIN)/python -m bertkit.launch --num_processes 1 --num_machines 1 --mixed_precision no \
-	--dynamo_backend no --num_cpu_threads_per_process $(THREADS)
+# Training processes: PROCESSES=2 on a CPU machine trains two processes as one gloo group (see README,
+# "Several processes"). Each gets an equal share of the cores: `accelerate launch` would give it one thread.
+PROCESSES ?= 1
+THREADS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); t=$$(( n / $(PROCESSES) )); echo $$(( t > 0 ? t : 1 )))
+# Or any machine described by an accelerate config file, e.g. ACCELERATE_CONFIG=examples/accelerate/multi_gpu.yaml.
+ACCELERATE_CONFIG ?=
+# bertkit.launch is `accelerate launch`, minus its traceback after bertkit's one-line errors, and with
+# --cpu --num_processes N > 1 made one process group (plain accelerate would start a single process).
+ifdef ACCELERATE_CONFIG
+LAUNCH ?= $(BIN)/python -m bertkit.launch --config_file $(ACCELERATE_CONFIG)
+else
+LAUNCH ?= $(BIN)/python -m bertkit.launch $(if $(filter-out 1,$(PROCESSES)),--cpu )--num_processes $(PROCESSES) \
+	--num_machines 1 --mixed_precision no --dynamo_backend no --num_cpu_threads_per_process $(THREADS)
+endif
 
 .DEFAULT_GOAL := help
 .PHONY: help setup pretrain finetune-glue test test-fast lint format clean
@@ -33,7 +42,7 @@ setup: ## Create .venv and install bertkit (editable) with its dev extras, CPU t
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@$(BIN)/python -c "import torch, transformers, bertkit; print('bertkit ready: torch', torch.__version__, '| transformers', transformers.__version__)"
 
-pretrain: ## Pretrain a small BERT on the embedded corpus (EXPERIMENT=, ARGS="overrides")
+pretrain: ## Pretrain a small BERT on the embedded corpus (EXPERIMENT=, ARGS="overrides", PROCESSES=)
 	$(LAUNCH) bertkit/train.py +experiment=$(EXPERIMENT) $(ARGS)
 
 finetune-glue: ## Fine-tune on GLUE (TASK=mrpc|cola|...|all, MODEL=, GLUE_DIR= (default: the Hub), ARGS=)

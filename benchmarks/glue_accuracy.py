@@ -43,7 +43,7 @@ def run_bertkit(task: str, seed: int, args) -> dict:
         str(ROOT / "bertkit" / "train.py"), f"+experiment=glue_{task}", f"model.name_or_path={args.model}",
         f"data.glue_dir={args.glue_dir}", f"seed={seed}", f"output_dir={run_dir}",
         # Like the baseline: no test-set predictions, no per-epoch evaluation, no checkpoints.
-        "data.predict=false", "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=false",
+        "data.predict=false", "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never",
     ]  # fmt: skip
     subprocess.run(command, check=True, cwd=ROOT)
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -66,15 +66,17 @@ def write_results(
         "predictions": sorted(f"{PREDICTIONS_DIR}/{name}" for name in predictions),
     }
     _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
-    save_model(result.model, tokenizer, run_dir / MODEL_DIR, model_card(run, result, bundle))
+    save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, model_card(run, result, bundle))
     plot_curves(run_dir / "log.jsonl", run_dir / "curves.png")
     return metrics
 
 
-def save_model(model, tokenizer: PreTrainedTokenizerBase, folder: Path, card: str) -> None:
-    """save_pretrained (safetensors) + tokenizer + README.md, written beside and swapped in when complete."""
+def save_model(model, state_dict, tokenizer: PreTrainedTokenizerBase, folder: Path, card: str) -> None:
+    """save_pretrained (safetensors) + tokenizer + README.md, written beside and swapped in when complete.
+
+    `state_dict` holds the full weights gathered from every process (FSDP and DeepSpeed shard them)."""
     staging = folder.with_name(folder.name + ".tmp")
-    model.save_pretrained(staging, safe_serialization=True)
+    model.save_pretrained(staging, state_dict=state_dict, safe_serialization=True)
     # bertkit's speed-ups subclass transformers' models; the folder names the transformers class,
     # so `from_pretrained` and pipelines load it without bertkit.
     exported = next(c.__name__ for c in type(model).__mro__ if c.__module__.startswith("transformers."))

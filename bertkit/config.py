@@ -68,6 +68,21 @@ class AttnImplementation(StrEnum):
     flash_attention_2 = "flash_attention_2"
 
 
+class ResumeMode(StrEnum):
+    """What a run does with the checkpoints of an earlier run in its output_dir."""
+
+    auto = "auto"  # resume from the newest, if the earlier run had the same configuration; else refuse
+    never = "never"  # start over (the same configuration only: another run's results are never overwritten)
+    force = "force"  # resume even though settings changed (say, a new learning rate for the rest of the run)
+
+
+class NonFiniteLoss(StrEnum):
+    """What to do when a step's gradients are NaN or infinite."""
+
+    stop = "stop"  # stop with the step number; the last good checkpoint stays the newest
+    skip = "skip"  # drop that batch's update, count it, and go on
+
+
 class GlueTask(StrEnum):
     """The nine GLUE tasks, by their Hub configuration names."""
 
@@ -339,7 +354,8 @@ class TrainerConfig:
     """Warmup as a fraction of all optimizer steps, used when warmup_steps is 0."""
     num_epochs: int = 1
     max_steps: int | None = None
-    """Optimizer steps to run; overrides num_epochs when set."""
+    """Optimizer steps to run; overrides num_epochs when set. 0: no training, only evaluation (and
+    prediction) of the model as it is."""
     max_minutes: float | None = None
     """Stop (and evaluate, save) after this much training time."""
     mixed_precision: MixedPrecision = MixedPrecision.no
@@ -352,8 +368,10 @@ class TrainerConfig:
     """Write a resumable checkpoint every N optimizer steps."""
     keep_last: int = 2
     """Resumable checkpoints to keep."""
-    resume: bool = True
-    """Resume from the newest checkpoint in the run directory when one is there."""
+    resume: ResumeMode = ResumeMode.auto
+    """auto: resume from the newest checkpoint in output_dir if the run there had these settings (refuse
+    otherwise); never: start over; force: resume although settings changed."""
+    on_nonfinite_loss: NonFiniteLoss = NonFiniteLoss.stop
     num_workers: int = 0
     """DataLoader worker processes (0: load in the training process)."""
     torch_compile: bool = False
@@ -364,7 +382,7 @@ class TrainerConfig:
             _require(getattr(self, key) >= 1, f"trainer.{key}", "must be >= 1")
         _require(self.learning_rate > 0, "trainer.learning_rate", "must be > 0")
         _require(self.num_epochs >= 1, "trainer.num_epochs", "must be >= 1")
-        _require(self.max_steps is None or self.max_steps >= 1, "trainer.max_steps", "must be >= 1")
+        _require(self.max_steps is None or self.max_steps >= 0, "trainer.max_steps", "must be >= 0")
         _require(self.warmup_steps >= 0, "trainer.warmup_steps", "must be >= 0")
         _require(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
         _require(self.max_grad_norm >= 0, "trainer.max_grad_norm", "must be >= 0")

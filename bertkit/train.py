@@ -17,9 +17,9 @@ if __name__ == "__main__" and not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from bertkit import artifacts, config, loop, metrics, model, tokenizer
+from bertkit import artifacts, checkpoint, config, loop, metrics, model, tokenizer
 from bertkit.data import build_data
 from bertkit.errors import BertkitError
 
@@ -34,10 +34,14 @@ def run(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     run_cfg = config.load(cfg)
     run_dir, cache_dir = Path(run_cfg.output_dir), Path(run_cfg.cache_dir).expanduser()
+    resolved = OmegaConf.to_container(OmegaConf.structured(run_cfg), enum_to_str=True)
+    checkpoint.check_run_dir(run_dir, resolved, force=run_cfg.trainer.resume == config.ResumeMode.force)
     model.check_sequence_length(model.architecture(run_cfg.model), run_cfg.data.max_seq_length)
     accelerator = loop.make_accelerator(run_cfg.trainer, run_cfg.seed)
     if accelerator.is_main_process:
         artifacts.check_writable(run_dir)
+    else:
+        _console_logging_only()
 
     with accelerator.main_process_first():  # the main process fills the caches; the others read them
         tok = tokenizer.build(run_cfg.tokenizer, run_cfg.model, run_cfg.data, cache_dir)
@@ -47,21 +51,33 @@ def run(cfg: DictConfig) -> dict:
     if accelerator.is_main_process:
         artifacts.write_config(run_cfg, run_dir)
 
-    result = loop.train(accelerator, run_cfg.trainer, net, bundle, metrics.scorer(bundle.task), run_dir)
+    result = loop.train(accelerator, run_cfg.trainer, net, bundle, metrics.scorer(bundle.task), run_dir, run_cfg.seed)
 
     if accelerator.is_main_process:
         timings = {"preprocessing": preprocessing, "total": time.perf_counter() - started}
         artifacts.write_results(run_cfg, run_dir, result, tok, bundle, timings)
         log.info("Wrote %s (metrics.json, model/, curves.png)", run_dir)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    loop.release_accelerator()
     return result.scores
+
+
+def _console_logging_only() -> None:
+    """Processes other than the main one keep their messages on the console: the run directory's files
+    are the main process's."""
+    for handler in list(logging.getLogger().handlers):
+        if isinstance(handler, logging.FileHandler):
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
+    except loop.Interrupted as stopped:
+        print(f"bertkit: {stopped}", file=sys.stderr)
+        sys.exit(128 + stopped.signum)  # the shell's convention for a process ended by that signal
     except BertkitError as error:
         # Bad input is the user's to fix: one line that names the file or setting, not a traceback.
         print(f"bertkit: error: {error}", file=sys.stderr)

@@ -123,7 +123,7 @@ def test_same_seed_same_weights(tiny_run, tmp_path):
 
     weights = []
     for attempt in ("a", "b"):
-        overrides = tiny_run("trainer.max_steps=3", "trainer.resume=false", f"output_dir={tmp_path / attempt}")
+        overrides = tiny_run("trainer.max_steps=3", "trainer.resume=never", f"output_dir={tmp_path / attempt}")
         train.run(compose_config(overrides))
         weights.append(load_file(tmp_path / attempt / "model" / "model.safetensors"))
     assert weights[0].keys() == weights[1].keys()

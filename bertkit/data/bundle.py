@@ -11,6 +11,9 @@ import datasets
 import torch
 
 Batch = dict[str, torch.Tensor]
+EXAMPLE_INDEX, EPOCH = "example_index", "epoch"
+"""Keys the loop adds to every training example it hands the collator: where the example sits in the
+training set, and which epoch this is. Random choices keyed by them (MLM masks) replay exactly on resume."""
 
 
 class TaskKind(StrEnum):

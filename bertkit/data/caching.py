@@ -17,3 +17,9 @@ def fingerprint(*parts: Any) -> str:
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     """The tokenizer's complete definition (vocabulary, normalizer, templates), hashed."""
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 63-bit seed derived from the parts (seed, epoch, index, ...): the same in every process and run."""
+    key = "/".join(str(part) for part in parts).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") & (2**63 - 1)

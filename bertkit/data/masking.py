@@ -8,10 +8,14 @@ so all pieces of a word are chosen together or not at all.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from bertkit.config import MaskingConfig
+from bertkit.data.bundle import EPOCH, EXAMPLE_INDEX
+from bertkit.data.caching import stable_seed
 
 IGNORE_INDEX = -100
 """Label of positions that are not predicted (PyTorch's cross-entropy default)."""
@@ -32,26 +36,57 @@ class VocabularyTables:
         self.word_start = torch.tensor([not piece.startswith("##") for piece in pieces], dtype=torch.bool)
 
 
+@dataclass(frozen=True)
+class Draws:
+    """The uniform numbers one masking pass consumes, one of each per position."""
+
+    selection: torch.Tensor
+    """Chooses the position for prediction when below mlm_probability."""
+    action: torch.Tensor
+    """Decides [MASK], random token or kept."""
+    random_ids: torch.Tensor
+    """The replacement token when it is a random one."""
+
+
+def draws_from(generator: torch.Generator, shape: tuple[int, ...], vocab_size: int) -> Draws:
+    """All draws from one generator, in one go (static masking: one generator per document)."""
+    selection = torch.rand(shape, generator=generator)
+    action = torch.rand(shape, generator=generator)
+    return Draws(selection, action, torch.randint(vocab_size, shape, generator=generator))
+
+
+def keyed_draws(seeds: list[int], lengths: list[int], width: int, vocab_size: int) -> Draws:
+    """Each row's draws from its own seeded generator, as many as the row has tokens: a row's masks depend
+    on its seed alone, not on the batch it lands in, how it is padded, or what was drawn before."""
+    selection = torch.ones(len(seeds), width)  # padding: never below mlm_probability
+    action = torch.ones(len(seeds), width)
+    random_ids = torch.zeros(len(seeds), width, dtype=torch.long)
+    for row, (seed, length) in enumerate(zip(seeds, lengths, strict=True)):
+        generator = torch.Generator().manual_seed(seed)
+        selection[row, :length] = torch.rand(length, generator=generator)
+        action[row, :length] = torch.rand(length, generator=generator)
+        random_ids[row, :length] = torch.randint(vocab_size, (length,), generator=generator)
+    return Draws(selection, action, random_ids)
+
+
 def mask_tokens(
     input_ids: torch.Tensor,
     maskable: torch.Tensor,
     cfg: MaskingConfig,
     tables: VocabularyTables,
-    generator: torch.Generator,
+    draws: Draws,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Corrupt a [batch, length] id tensor; returns (inputs, labels), labels IGNORE_INDEX where unchosen."""
-    draw = torch.rand(input_ids.shape, generator=generator)
+    draw = draws.selection
     if cfg.whole_word:
         draw = draw.gather(1, _word_start_positions(input_ids, maskable, tables))
     chosen = (draw < cfg.mlm_probability) & maskable
     labels = torch.where(chosen, input_ids, IGNORE_INDEX)
 
-    action = torch.rand(input_ids.shape, generator=generator)
-    to_mask = chosen & (action < cfg.mask_replace_prob)
-    to_random = chosen & ~to_mask & (action < cfg.mask_replace_prob + cfg.random_replace_prob)
-    random_ids = torch.randint(tables.vocab_size, input_ids.shape, generator=generator)
+    to_mask = chosen & (draws.action < cfg.mask_replace_prob)
+    to_random = chosen & ~to_mask & (draws.action < cfg.mask_replace_prob + cfg.random_replace_prob)
     inputs = torch.where(to_mask, tables.mask_token_id, input_ids)
-    inputs = torch.where(to_random, random_ids, inputs)
+    inputs = torch.where(to_random, draws.random_ids, inputs)
     return inputs, labels
 
 
@@ -68,7 +103,10 @@ class PretrainingCollator:
     """Pads instances into a batch, derives segment ids, and masks tokens afresh for every batch.
 
     Instances hold `input_ids` ([CLS] A [SEP] B [SEP], unpadded) and `next_sentence_label`. Instances that
-    already carry `labels` (static masking) are only padded.
+    already carry `labels` (static masking) are only padded. Training examples also carry their index and
+    the epoch (the loop adds them): each one's masks are then drawn from a generator seeded by (seed,
+    epoch, index), so they are the same whatever batch, worker or process handles the example, and a
+    resumed run masks exactly as the uninterrupted one did. Without them, masks come from one generator.
     """
 
     def __init__(
@@ -80,20 +118,20 @@ class PretrainingCollator:
     ) -> None:
         self.tables = tables
         self.masking = masking
+        self.seed = seed
         self.pad_to_multiple_of = pad_to_multiple_of
         self.generator = torch.Generator().manual_seed(seed)
-        self._worker_seed: int | None = None
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        lengths = torch.tensor([len(f["input_ids"]) for f in features])
-        width = int(lengths.max())
+        lengths = [len(f["input_ids"]) for f in features]
+        width = max(lengths)
         if self.pad_to_multiple_of:
             width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         input_ids = torch.full((len(features), width), self.tables.pad_token_id, dtype=torch.long)
         for row, feature in enumerate(features):
-            input_ids[row, : len(feature["input_ids"])] = torch.as_tensor(feature["input_ids"])
+            input_ids[row, : lengths[row]] = torch.as_tensor(feature["input_ids"])
         positions = torch.arange(width).expand_as(input_ids)
-        attention_mask = positions < lengths[:, None]
+        attention_mask = positions < torch.tensor(lengths)[:, None]
         first_sep = (input_ids == self.tables.sep_token_id).int().argmax(dim=1)
         token_type_ids = (positions > first_sep[:, None]) & attention_mask
 
@@ -103,7 +141,12 @@ class PretrainingCollator:
                 labels[row, : len(feature["labels"])] = torch.as_tensor(feature["labels"])
         else:
             maskable = attention_mask & ~self.tables.special[input_ids]
-            input_ids, labels = mask_tokens(input_ids, maskable, self.masking, self.tables, self._generator())
+            if EXAMPLE_INDEX in features[0]:
+                seeds = [stable_seed(self.seed, f[EPOCH], f[EXAMPLE_INDEX]) for f in features]
+                draws = keyed_draws(seeds, lengths, width, self.tables.vocab_size)
+            else:
+                draws = draws_from(self.generator, tuple(input_ids.shape), self.tables.vocab_size)
+            input_ids, labels = mask_tokens(input_ids, maskable, self.masking, self.tables, draws)
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask.long(),
@@ -111,21 +154,6 @@ class PretrainingCollator:
             "labels": labels,
             "next_sentence_label": torch.tensor([f["next_sentence_label"] for f in features]),
         }
-
-    def _generator(self) -> torch.Generator:
-        # DataLoader workers each hold a copy of this collator; without their own seeds they would all
-        # draw the same masks. torch gives every worker a distinct seed derived from the loader's RNG.
-        worker = torch.utils.data.get_worker_info()
-        if worker is not None and worker.seed != self._worker_seed:
-            self._worker_seed = worker.seed
-            self.generator = torch.Generator().manual_seed(worker.seed % 2**63)
-        return self.generator
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
 
 
 def mask_instances(
@@ -139,7 +167,7 @@ def mask_instances(
     for row, instance in enumerate(instances):
         ids[row, : lengths[row]] = torch.as_tensor(instance)
     maskable = (torch.arange(ids.shape[1]) < torch.tensor(lengths)[:, None]) & ~tables.special[ids]
-    inputs, labels = mask_tokens(ids, maskable, cfg, tables, generator)
+    inputs, labels = mask_tokens(ids, maskable, cfg, tables, draws_from(generator, tuple(ids.shape), tables.vocab_size))
     return (
         [row[:n] for row, n in zip(inputs.tolist(), lengths, strict=True)],
         [row[:n] for row, n in zip(labels.tolist(), lengths, strict=True)],
