@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
 
 from bertkit.config import DataConfig, ModelConfig, PretrainCorpusConfig, TokenizerConfig
-from bertkit.data.corpus import SENTENCES, load_documents
+from bertkit.data.corpus import load_documents, sentence_chunks
 from bertkit.errors import ModelError, unreachable_checkpoint_hint
 
 log = logging.getLogger(__name__)
@@ -74,22 +74,18 @@ def train_wordpiece(
     )
     wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
 
-    def batches():
-        for start in range(0, len(documents), 256):
-            yield [s for doc in documents[start : start + 256][SENTENCES] for s in doc]
-
     # tokenizers' trainer numbers the "##x" pieces in hash-map order, and those numbers break ties between
     # merges of equal count, so the same corpus gives another vocabulary on every run
     # (huggingface/tokenizers#1794). Registered first, as special tokens, they get fixed numbers; they are
     # made ordinary vocabulary entries again below.
-    continuations = [CONTINUATION + c for c in sorted(_continuation_alphabet(wordpiece, batches()))]
+    continuations = [CONTINUATION + c for c in sorted(_continuation_alphabet(wordpiece, sentence_chunks(documents)))]
     trainer = trainers.WordPieceTrainer(
         vocab_size=tok_cfg.vocab_size,
         min_frequency=tok_cfg.min_frequency,
         special_tokens=SPECIAL_TOKENS + continuations,
         continuing_subword_prefix=CONTINUATION,
     )
-    wordpiece.train_from_iterator(batches(), trainer=trainer)
+    wordpiece.train_from_iterator(sentence_chunks(documents), trainer=trainer)
     wordpiece = _only_bert_specials(wordpiece)
     cls_id, sep_id = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
     wordpiece.post_processor = processors.TemplateProcessing(

@@ -138,3 +138,24 @@ def test_gutenberg_prose_reads_every_novel(cache_dir):
     assert all(len(d) > 1000 for d in documents)
     sentences = [s for d in documents for s in d]
     assert not any("Project Gutenberg" in s for s in sentences)  # header and license are stripped
+
+
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_joined_rows_cross_batch_edges_exactly_like_a_naive_join(tmp_path, cache_dir, num_proc):
+    """Rows are joined in batches of 1,000, reading ahead to finish a document that crosses the edge."""
+    import random
+
+    rng = random.Random(3)
+    lines, expected = ["Leading row before any title."], [["Leading row before any title."]]
+    while len(lines) < 2500:
+        title = f" = Title {len(expected)} = "
+        body = [f"Row {len(lines) + k} of document {len(expected)}." for k in range(rng.choice([1, 3, 40, 700]))]
+        lines += [title, *body]
+        expected.append([title.strip(), *body])
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps({"text": line}) for line in lines) + "\n")
+    documents = documents_of(
+        cache_dir, source=CorpusSource.local, paths=[str(path)], document_start_pattern=r"^ = [^=].* = $",
+        num_proc=num_proc,
+    )  # fmt: skip
+    assert documents == expected

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import blingfire
 import datasets
+import pyarrow as pa
 
 from bertkit.config import CorpusSource, PretrainCorpusConfig
 from bertkit.data.files import TABLE_FORMATS, dataset_from_generator, decoded_lines, expand_paths, file_keys, load_table
@@ -179,33 +180,90 @@ def _rows_to_documents(rows: datasets.Dataset, cfg: PretrainCorpusConfig) -> dat
     column = cfg.text_column
     start = re.compile(cfg.document_start_pattern) if cfg.document_start_pattern else None
 
-    def to_documents(batch: dict[str, list]) -> dict[str, list]:
+    def per_row(batch: dict[str, list]) -> dict[str, list]:
+        return {SENTENCES: [split_sentences(text or "") for text in batch[column]]}
+
+    def joined(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        # Each batch emits the documents that START in it, reading past its end to finish the last one;
+        # the rows before its first start belong to a document an earlier batch emitted.
         texts = [text or "" for text in batch[column]]
-        if start is None:
-            return {SENTENCES: [split_sentences(text) for text in texts]}
-        documents: list[list[str]] = []
-        for text in texts:
-            if start.match(text) or not documents:
-                documents.append([])
-            documents[-1].extend(split_sentences(text))
+        starts = [i for i, text in enumerate(texts) if start.match(text)]
+        if indices[0] == 0 and (not starts or starts[0] != 0):
+            starts.insert(0, 0)  # the corpus's leading rows form a document of their own
+        documents = []
+        for n, first in enumerate(starts):
+            last = starts[n + 1] if n + 1 < len(starts) else len(texts)
+            document = [s for text in texts[first:last] for s in split_sentences(text)]
+            if n + 1 == len(starts):
+                for text in _rows_until_start(rows, column, start, indices[0] + len(texts)):
+                    document.extend(split_sentences(text))
+            documents.append(document)
         return {SENTENCES: documents}
 
-    # One process and one batch when rows are joined: a document may not be cut at a batch edge.
-    joined = start is not None
     documents = rows.map(
-        to_documents,
+        per_row if start is None else joined,
         batched=True,
-        batch_size=None if joined else 1000,
-        num_proc=None if joined or cfg.num_proc < 2 else cfg.num_proc,
+        with_indices=start is not None,
+        batch_size=1000,
+        num_proc=None if cfg.num_proc < 2 else cfg.num_proc,
         remove_columns=rows.column_names,
         desc="Splitting sentences",
     )
     return documents.filter(lambda row: len(row[SENTENCES]) > 0, desc="Dropping empty documents")
 
 
+def _rows_until_start(rows: datasets.Dataset, column: str, start: re.Pattern, index: int) -> Iterator[str]:
+    """Texts of rows from `index` on, until a row that starts a document (read ahead 256 at a time)."""
+    while index < len(rows):
+        for text in rows[index : index + 256][column]:
+            if start.match(text or ""):
+                return
+            yield text or ""
+        index += 256
+
+
 def _documents_from_generator(generator, gen_kwargs: dict, datasets_cache: str) -> datasets.Dataset:
     features = datasets.Features({SENTENCES: datasets.List(datasets.Value("string"))})
-    return dataset_from_generator(generator, gen_kwargs, datasets_cache, features)
+    # A document may be a whole book: a few at a time in memory, not datasets' default of 1,000.
+    return dataset_from_generator(generator, gen_kwargs, datasets_cache, features, writer_batch_size=8)
+
+
+def sentence_chunks(documents: datasets.Dataset, max_sentences: int = 10_000) -> Iterator[list[str]]:
+    """All sentences of the corpus in order, in lists of at most max_sentences, reading one document at a
+    time: memory stays flat however large the corpus is."""
+    chunk: list[str] = []
+    for document in _each_document(documents):
+        for sentence in document:
+            chunk.append(sentence)
+            if len(chunk) == max_sentences:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _each_document(documents: datasets.Dataset) -> Iterator[list[str]]:
+    """Each document's sentences. A dataset that is its cache files (no indices mapping) is read with plain
+    file reads, one record batch at a time: memory-mapped reads would keep every page read resident."""
+    if documents._indices is not None or not documents.cache_files:
+        for row in documents.select_columns([SENTENCES]).iter(batch_size=1):
+            yield row[SENTENCES][0]
+        return
+    for cache_file in documents.cache_files:
+        with pa.OSFile(cache_file["filename"]) as source:
+            for batch in pa.ipc.open_stream(source):
+                yield from batch.column(SENTENCES).to_pylist()
+
+
+def mean_row_bytes(dataset: datasets.Dataset) -> float:
+    """Bytes one row takes in the Arrow table on average (read from buffer sizes, not from the data)."""
+    table = dataset.data
+    return table.nbytes / max(1, table.num_rows)
+
+
+def rows_per_batch(dataset: datasets.Dataset, budget_bytes: int, most: int) -> int:
+    """How many rows to process at once so that a batch holds about budget_bytes of data (at least one)."""
+    return max(1, min(most, int(budget_bytes / max(1.0, mean_row_bytes(dataset)))))
 
 
 # ------------------------------------------------------------------------------------------- embedded

@@ -89,11 +89,19 @@ def dataset_from_generator(
     gen_kwargs: dict,
     datasets_cache: str,
     features: datasets.Features,
+    writer_batch_size: int | None = None,
 ) -> datasets.Dataset:
-    """`Dataset.from_generator`, cached under its arguments; a DataError raised inside is raised as is."""
+    """`Dataset.from_generator`, cached under its arguments; a DataError raised inside is raised as is.
+
+    writer_batch_size: rows held in memory before they are written (datasets' default is 1,000: fine for
+    table rows, too many when a row is a whole book)."""
     try:
         return datasets.Dataset.from_generator(
-            generator, gen_kwargs=gen_kwargs, cache_dir=datasets_cache, features=features
+            generator,
+            gen_kwargs=gen_kwargs,
+            cache_dir=datasets_cache,
+            features=features,
+            writer_batch_size=writer_batch_size,
         )
     except ValueError as error:
         if "corresponds to no data" not in str(error):  # datasets' way of saying: nothing was generated

@@ -25,6 +25,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -32,12 +33,14 @@ from transformers import PreTrainedTokenizerBase
 from bertkit.config import CorpusSource, MaskingMode, PretrainCorpusConfig
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
 from bertkit.data.caching import fingerprint, tokenizer_fingerprint
-from bertkit.data.corpus import SENTENCES, load_documents
+from bertkit.data.corpus import SENTENCES, load_documents, rows_per_batch
 from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTables, mask_instances
 from bertkit.errors import DataError
 
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 2  # bump when instance building changes, to retire old caches
+_TEXT_PER_BATCH = 1_000_000  # bytes of sentences tokenized at once (a tokenizer's output is ~30x its text)
+_TOKENS_PER_BATCH = 4_000_000  # bytes of token ids (4 each) cut into instances at once
 IS_NEXT, RANDOM_NEXT = 0, 1  # BertForPreTraining's next_sentence_label convention
 
 TOKENIZED = "sentence_ids"
@@ -81,10 +84,14 @@ def tokenize_documents(
                 out.append(sentences)
         return {TOKENIZED: out}
 
+    # Documents per batch from their size, so that a batch of books holds as much text as one of short
+    # articles: memory does not grow with the corpus, nor with the length of its documents.
+    batch = rows_per_batch(documents, _TEXT_PER_BATCH, cfg.map_batch_size)
     return documents.map(
         tokenize,
         batched=True,
-        batch_size=cfg.map_batch_size,
+        batch_size=batch,
+        writer_batch_size=batch,
         num_proc=_num_proc(cfg, len(documents)),
         remove_columns=documents.column_names,
         features=datasets.Features({TOKENIZED: datasets.List(datasets.List(datasets.Value("int32")))}),
@@ -114,7 +121,7 @@ def build_instances(
         builder,
         batched=True,
         with_indices=True,
-        batch_size=max(1, cfg.map_batch_size // 8),
+        batch_size=rows_per_batch(tokenized, _TOKENS_PER_BATCH, max(1, cfg.map_batch_size // 8)),
         num_proc=_num_proc(cfg, len(tokenized)),
         remove_columns=tokenized.column_names,
         features=datasets.Features(features),
@@ -147,6 +154,15 @@ class _InstanceBuilder:
         self._column = None
 
     def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        # Random next segments come from anywhere in the corpus; a mapping of the tokenized cache opened for
+        # this batch alone keeps the pages read resident only while the batch is built.
+        self._column = _fresh_column(self.documents, TOKENIZED)
+        try:
+            return self._instances(batch, indices)
+        finally:
+            self._column = None
+
+    def _instances(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         out: dict[str, list] = {"input_ids": [], "next_sentence_label": [], "truncated_tokens": []}
         if self.static_masks:
             out["labels"] = []
@@ -165,21 +181,37 @@ class _InstanceBuilder:
         return out
 
     def _random_document(self, index: int, rng: random.Random, start_fraction: float, min_tokens: int):
-        """Sentences of another document, from a random start until min_tokens (Arrow slices only)."""
-        if self._column is None:  # opened lazily: each worker process maps the Arrow file itself
-            self._column = self.documents.data.column(TOKENIZED)
+        """Sentences of another document, from a random start until min_tokens (Arrow slices only).
+
+        Only a window of sentence lengths after the start is read, widened until it reaches min_tokens: a
+        document may be a whole book, and reading all its offsets for every random segment would page in
+        most of the corpus (and cost time)."""
         sentences = self._column[index].values
-        lengths = pc.list_value_length(sentences).to_numpy()
         start = int(start_fraction * len(sentences))
-        reached = np.flatnonzero(np.cumsum(lengths[start:]) >= min_tokens)
-        stop = start + (int(reached[0]) + 1 if len(reached) else len(lengths) - start)
+        window = 16
+        while True:
+            lengths = pc.list_value_length(sentences.slice(start, window)).to_numpy()
+            reached = np.flatnonzero(np.cumsum(lengths) >= min_tokens)
+            if len(reached) or start + window >= len(sentences):
+                break
+            window *= 4
+        stop = start + (int(reached[0]) + 1 if len(reached) else len(lengths))
         return sentences.slice(start, stop - start).to_pylist()
 
     def __getstate__(self) -> dict:
-        # Pickled into worker processes (and hashed by datasets): the Arrow column is reopened there.
+        # Pickled into worker processes: each one maps the Arrow file itself.
         state = self.__dict__.copy()
         state["_column"] = None
         return state
+
+
+def _fresh_column(dataset: datasets.Dataset, name: str) -> pa.ChunkedArray:
+    """The column from a memory mapping of its own, released with it (a map() output has no indices mapping,
+    so its cache files hold exactly its rows)."""
+    if not dataset.cache_files:
+        return dataset.data.column(name)
+    tables = [pa.ipc.open_stream(pa.memory_map(f["filename"])).read_all() for f in dataset.cache_files]
+    return pa.concat_tables(tables).column(name)
 
 
 RandomDocument = Callable[[int, random.Random, float, int], list[list[int]]]
@@ -272,15 +304,20 @@ def truncate_seq_pair(tokens_a: list[int], tokens_b: list[int], max_tokens: int,
 
 
 def summarize(documents: datasets.Dataset, tokenized: datasets.Dataset, instances: datasets.Dataset) -> dict[str, Any]:
-    """Counts of what was built, computed on the Arrow columns (no Python loop over rows)."""
-    sentence_lengths = pc.list_value_length(pc.list_flatten(tokenized.data.column(TOKENIZED)))
+    """Counts of what was built, from the Arrow columns' lengths and offsets: no token is read, so the cache
+    files are not paged in (map-built datasets have no indices mapping: their tables are their rows)."""
+    sentences = tokens = 0
+    for chunk in tokenized.data.column(TOKENIZED).chunks:
+        sentence_lists = chunk.flatten()  # list<list<int>> -> the documents' sentences, by offsets
+        sentences += len(sentence_lists)
+        tokens += len(sentence_lists.flatten())
     instance_lengths = pc.list_value_length(instances.data.column("input_ids"))
     random_next = pc.sum(instances.data.column("next_sentence_label")).as_py() or 0
     count = len(instances)
     return {
         "documents": len(documents),
-        "sentences": len(sentence_lengths),
-        "tokens": pc.sum(sentence_lengths).as_py() or 0,
+        "sentences": sentences,
+        "tokens": tokens,
         "instances": count,
         "nsp_random_next_fraction": random_next / count if count else 0.0,
         "mean_instance_tokens": (pc.sum(instance_lengths).as_py() or 0) / count if count else 0.0,
@@ -373,7 +410,8 @@ def build(cfg: PretrainCorpusConfig, tokenizer: PreTrainedTokenizerBase, cache_d
 def majority_token(instances: datasets.Dataset, tables: VocabularyTables, sample: int = 20_000) -> int:
     """The most frequent non-special token in (a prefix of) the training instances: the trivial
     baseline that always predicts it sets the floor MLM accuracy must beat."""
-    column = instances.select(range(min(sample, len(instances)))).data.column("input_ids")
+    # The arrow format slices the rows themselves (a select()'s .data would be the whole table).
+    column = instances.with_format("arrow")[: min(sample, len(instances))]["input_ids"]
     ids = pc.list_flatten(column).to_numpy()
     counts = np.bincount(ids, minlength=tables.vocab_size)
     counts[tables.special.numpy()] = 0
