@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may wait on
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 from bertkit import config  # noqa: E402
 
@@ -37,6 +38,14 @@ TINY_OVERRIDES = [
     "trainer.eval_batch_size=8",
     "trainer.progress_bar=false",
 ]
+
+# Property-based tests read files through datasets (milliseconds to a quarter second a case), so no deadline;
+# the examples database stays off so that every run draws the same number of fresh cases.
+for name, examples in (("default", 100), ("thorough", 1000)):
+    settings.register_profile(
+        name, max_examples=examples, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 requires_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} (real data and checkpoint) is absent")
 

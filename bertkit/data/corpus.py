@@ -69,9 +69,17 @@ def load_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Datas
     if len(documents) < 2:
         raise DataError(
             f"the corpus has a single document ({where}); next-sentence prediction needs at least two "
-            f"({_DOCUMENT_BOUNDARIES[cfg.source]})"
+            f"({_DOCUMENT_BOUNDARIES[cfg.source]}){_files_without_text(cfg)}"
         )
     return documents
+
+
+def _files_without_text(cfg: PretrainCorpusConfig) -> str:
+    """For an error message: the text files that held nothing but blank lines, if any."""
+    if cfg.source not in (CorpusSource.sentence_files, CorpusSource.prose_files):
+        return ""
+    empty = [str(f) for f in expand_paths(cfg.paths) if not any(s.strip() for s in decoded_lines(f, "replace"))]
+    return f"; no text in {', '.join(empty)}" if empty else ""
 
 
 _DOCUMENT_BOUNDARIES = {

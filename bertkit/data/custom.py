@@ -7,6 +7,7 @@ labels, sorted. Without a validation file, a seeded fraction of the training row
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import datasets
@@ -145,10 +146,17 @@ def _hold_out(
     train: datasets.Dataset, cfg: CustomDataConfig, labels: LabelSpace
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """A seeded validation split of the training rows, stratified by class where every class allows it."""
+    held_out = math.ceil(cfg.validation_fraction * len(train))  # how datasets rounds a fractional test_size
+    if held_out < 1 or held_out >= len(train):
+        raise DataError(
+            f"{cfg.train_file}: {len(train)} rows are too few to hold out data.validation_fraction="
+            f"{cfg.validation_fraction} of them; give data.validation_file"
+        )
     stratify = None
     if not labels.is_regression:
         counts = np.bincount(np.asarray(train[LABEL]), minlength=labels.num_labels)
-        if counts.min() >= 2:
+        present = np.count_nonzero(counts)
+        if counts.min() >= 2 and held_out >= present and len(train) - held_out >= present:
             train = train.cast_column(LABEL, datasets.ClassLabel(names=list(labels.names)))
             stratify = LABEL
     parts = train.train_test_split(test_size=cfg.validation_fraction, seed=cfg.split_seed, stratify_by_column=stratify)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
 
 from bertkit.errors import DataError
 
@@ -76,12 +77,37 @@ def load_table(files: list[Path], setting: str, datasets_cache: str) -> datasets
     builder = formats.pop()
     options = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
     try:
-        return datasets.load_dataset(
+        rows = datasets.load_dataset(
             builder, data_files=[str(f) for f in files], split="train", cache_dir=datasets_cache, **options
         )
     except Exception as error:
         reason = _first_line(error)
         raise DataError(f"{setting}: could not read {', '.join(map(str, files))}: {reason}") from None
+    if builder == "json":
+        _check_utf8(rows, files, setting)
+    return rows
+
+
+def _check_utf8(rows: datasets.Dataset, files: list[Path], setting: str) -> None:
+    """Arrow's JSON reader stores invalid UTF-8 as is, to fail much later when a string is read: fail now,
+    naming the row."""
+    offset = 0
+    for chunk in rows.data.to_batches():
+        try:
+            chunk.validate(full=True)
+        except pa.ArrowInvalid:
+            bad = next(i for i in range(chunk.num_rows) if not _valid(chunk.slice(i, 1)))
+            where = f"row {offset + bad + 1}" + (" (counting across the files)" if len(files) > 1 else "")
+            raise DataError(f"{setting}: {', '.join(map(str, files))}: {where} holds text that is not UTF-8") from None
+        offset += chunk.num_rows
+
+
+def _valid(batch: pa.RecordBatch) -> bool:
+    try:
+        batch.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def dataset_from_generator(

@@ -238,14 +238,16 @@ def _tsv_rows(file: FileKey, info: tuple, labeled: bool, bad_rows: str) -> Itera
     """Rows of one GLUE TSV file as {text, text_pair?, label?, index}; errors name the file and line."""
     path = file[0]
     text_columns, label_column, label_values, headerless, index_column = info
-    lines = decoded_lines(path)
-    reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    reader = csv.reader(decoded_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
+    records = _checked_records(reader, path)
     if labeled and headerless:
         header = list(headerless)
     else:
-        header = next(reader, None)
+        header = next(records, None)
         if header is None:
             raise DataError(f"{path}: the file is empty")
+        if not header:
+            raise DataError(f"{path}: line 1, the header, is blank")
         header[0] = header[0].removeprefix("\ufeff")  # MRPC's files begin with a byte-order mark
     wanted = [*text_columns, label_column] if labeled else list(text_columns)
     missing = [name for name in wanted if name not in header]
@@ -256,7 +258,7 @@ def _tsv_rows(file: FileKey, info: tuple, labeled: bool, bad_rows: str) -> Itera
     index_position = header.index(index_column) if index_column in header else None
     label_ids = {value: i for i, value in enumerate(label_values)}
     row_number = 0
-    for fields in reader:
+    for fields in records:
         if not fields or fields == [""]:
             continue  # a trailing blank line
         if len(fields) != len(header):
@@ -274,6 +276,17 @@ def _tsv_rows(file: FileKey, info: tuple, labeled: bool, bad_rows: str) -> Itera
         row[INDEX] = fields[index_position] if index_position is not None else str(row_number)
         row_number += 1
         yield row
+
+
+def _checked_records(reader, path: str) -> Iterator[list[str]]:
+    """The reader's records; what the csv module refuses (a stray carriage return) names file and line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(f"{path}: line {reader.line_num}: {error}") from None
 
 
 def _label(value: str, label_ids: dict[str, int], path: str, line: int) -> int | float:
