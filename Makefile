@@ -12,6 +12,12 @@ TASK ?= mrpc
 MODEL ?= bert-base-uncased
 # GLUE in its original layout (GLUE_DIR/MRPC/train.tsv, ...); empty: the Hub's nyu-mll/glue (needs network).
 GLUE_DIR ?=
+# SQuAD: VERSION=v1|v2; SQUAD_DIR holds the official train-v1.1.json and dev-v1.1.json (or -v2.0); or
+# SQUAD_FILE=one SQuAD JSON file, split by article into training and evaluation; neither: the Hub (network).
+VERSION ?= v1
+SQUAD_DIR ?=
+SQUAD_FILE ?=
+SQUAD_SUFFIX := $(if $(filter v2,$(VERSION)),v2.0,v1.1)
 ARGS ?=
 PYTEST_ARGS ?=
 # Training processes: PROCESSES=2 on a CPU machine trains two processes as one gloo group (see README,
@@ -30,7 +36,7 @@ LAUNCH ?= $(BIN)/python -m bertkit.launch $(if $(filter-out 1,$(PROCESSES)),--cp
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pretrain finetune-glue test test-fast lint format clean
+.PHONY: help setup pretrain finetune-glue finetune-squad test test-fast lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +59,12 @@ else
 	$(LAUNCH) bertkit/train.py +experiment=glue_$(TASK) "model.name_or_path=$(MODEL)" \
 		$(if $(GLUE_DIR),"data.glue_dir=$(GLUE_DIR)") $(ARGS)
 endif
+
+finetune-squad: ## Fine-tune on SQuAD (VERSION=v1|v2, MODEL=, SQUAD_DIR= or SQUAD_FILE= (default: the Hub), ARGS=)
+	$(LAUNCH) bertkit/train.py +experiment=squad_$(VERSION) "model.name_or_path=$(MODEL)" \
+		$(if $(SQUAD_DIR),"data.train_file=$(SQUAD_DIR)/train-$(SQUAD_SUFFIX).json" \
+			"data.validation_file=$(SQUAD_DIR)/dev-$(SQUAD_SUFFIX).json") \
+		$(if $(SQUAD_FILE),"data.train_file=$(SQUAD_FILE)") $(ARGS)
 
 test: lint ## Lint, then run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -23,10 +23,15 @@ from bertkit.loop import TrainResult
 
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
-_PIPELINES = {TaskKind.pretraining: "fill-mask", TaskKind.sequence_classification: "text-classification"}
+_PIPELINES = {
+    TaskKind.pretraining: "fill-mask",
+    TaskKind.sequence_classification: "text-classification",
+    TaskKind.question_answering: "question-answering",
+}
 _EXAMPLES = {
     TaskKind.pretraining: 'print(pipe("The function returns a [MASK] of strings."))',
     TaskKind.sequence_classification: 'print(pipe({"text": "first sentence", "text_pair": "second sentence"}))',
+    TaskKind.question_answering: 'print(pipe(question="Who wrote it?", context="The book was written by Ann Lee."))',
 }
 
 

@@ -302,6 +302,72 @@ class CustomDataConfig(SentenceTaskConfig):
         _require(0 < self.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
 
 
+class SquadVersion(StrEnum):
+    v1 = "v1"  # every question has an answer in its paragraph
+    v2 = "v2"  # some have none (is_impossible): predict "" when the null score wins
+
+
+@dataclass(kw_only=True, slots=True)
+class SquadDataConfig:
+    """Data recipe: extractive question answering on SQuAD-format JSON files, or the Hub's SQuAD."""
+
+    version: SquadVersion = SquadVersion.v1
+    train_file: str | None = None
+    """SQuAD JSON (data[].paragraphs[].qas[]). None: the Hub's rajpurkar/squad or squad_v2 (network)."""
+    validation_file: str | None = None
+    """None with a train_file: hold out data.split_fraction of its articles (no article in both parts)."""
+    split_fraction: float = 0.2
+    split_seed: int = 42
+    """Seed of the article split, independent of the training seed so every seed sees the same split."""
+    hub_name: str | None = None
+    """Hub dataset when train_file is None; None: rajpurkar/squad (v1) or rajpurkar/squad_v2 (v2)."""
+    max_seq_length: int = 384
+    doc_stride: int = 128
+    """Tokens shared by consecutive windows of a context too long for one feature."""
+    max_query_length: int = 64
+    """Question tokens kept; longer questions are truncated and counted."""
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    """Longest answer span predicted, in tokens."""
+    null_score_diff_threshold: float = 0.0
+    """v2: predict no answer when null score - best span score exceeds this."""
+    pad_to_multiple_of: int | None = 8
+    max_train_samples: int | None = None
+    """Use only the first N training questions."""
+    max_eval_samples: int | None = None
+    """Use only the first N evaluation questions."""
+    num_proc: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.max_seq_length >= 32, "data.max_seq_length", "must be >= 32")
+        _require(self.max_query_length >= 1, "data.max_query_length", "must be >= 1")
+        _require(
+            self.max_query_length + 4 < self.max_seq_length,
+            "data.max_query_length",
+            f"must leave room for context within data.max_seq_length={self.max_seq_length}",
+        )
+        _require(
+            0 < self.doc_stride < self.max_seq_length - self.max_query_length - 3,
+            "data.doc_stride",
+            "must be > 0 and smaller than the context part of a feature (max_seq_length - max_query_length - 3)",
+        )
+        _require(0 < self.split_fraction < 1, "data.split_fraction", "must be in (0, 1)")
+        _require(self.n_best_size >= 1, "data.n_best_size", "must be >= 1")
+        _require(self.max_answer_length >= 1, "data.max_answer_length", "must be >= 1")
+        _require(
+            self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1"
+        )
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
+        _require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+        _require(
+            self.train_file is not None or self.validation_file is None,
+            "data.validation_file",
+            "needs data.train_file (without it, both splits come from the Hub)",
+        )
+
+
 @dataclass(kw_only=True, slots=True)
 class ModelConfig:
     """Model recipe: a BERT from scratch (sizes below) or from a checkpoint."""
@@ -416,7 +482,7 @@ class RunConfig:
             )
 
 
-DataConfig = PretrainCorpusConfig | GlueDataConfig | CustomDataConfig
+DataConfig = PretrainCorpusConfig | GlueDataConfig | CustomDataConfig | SquadDataConfig
 """Union of the data recipes; grows with each recipe."""
 
 
@@ -427,6 +493,7 @@ def register_configs() -> None:
     store.store(group="data", name="pretrain_corpus_schema", node=PretrainCorpusConfig)
     store.store(group="data", name="glue_schema", node=GlueDataConfig)
     store.store(group="data", name="custom_schema", node=CustomDataConfig)
+    store.store(group="data", name="squad_schema", node=SquadDataConfig)
     store.store(group="model", name="model_schema", node=ModelConfig)
     store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
 

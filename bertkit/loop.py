@@ -410,7 +410,7 @@ def _evaluate_all(
     for name, loader in loaders.items():
         outputs[name] = evaluate(accelerator, model, loader, bundle)
         # Scored once, on the main process: evaluate's cache files are not meant for concurrent writers.
-        scores[name] = score(outputs[name]) if accelerator.is_main_process else {}
+        scores[name] = score(bundle.score_inputs(name, outputs[name])) if accelerator.is_main_process else {}
     if accelerator.is_main_process:
         summary = ", ".join(
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"

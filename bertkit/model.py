@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, PreTrainedModel
+from transformers import (
+    BertConfig,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    PreTrainedModel,
+)
 from transformers.models.bert.modeling_bert import BertForPreTrainingOutput
 
 from bertkit.config import ModelConfig
@@ -76,6 +82,9 @@ def build_model(cfg: ModelConfig, task: TaskSpec) -> PreTrainedModel:
             config.id2label = dict(task.id2label) or {0: "score"}
             config.label2id = {name: i for i, name in config.id2label.items()}
             config.problem_type = "regression" if task.is_regression else "single_label_classification"
+        case TaskKind.question_answering:
+            model_class = BertForQuestionAnswering
+            config.num_labels = 2  # a start and an end logit per token
     if cfg.name_or_path is None:
         return model_class(config)
     model, info = model_class.from_pretrained(

@@ -10,6 +10,7 @@ for 1,000; `pytest --hypothesis-show-statistics` counts them.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,13 +21,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from transformers import BertTokenizerFast
 
-from bertkit.config import CorpusSource, CustomDataConfig, GlueDataConfig, GlueTask, PretrainCorpusConfig
+from bertkit.config import (
+    CorpusSource,
+    CustomDataConfig,
+    GlueDataConfig,
+    GlueTask,
+    PretrainCorpusConfig,
+    SquadVersion,
+)
 from bertkit.data import custom
 from bertkit.data.corpus import load_documents
+from bertkit.data.files import file_keys
 from bertkit.data.glue import TASKS, read_tsv_layout
+from bertkit.data.squad_reader import read_json
 from bertkit.errors import DataError
 
-from .conftest import GLUE_FIXTURES, TINY_CORPUS
+from .conftest import ASSETS, GLUE_FIXTURES, TINY_CORPUS
 
 HANG_SECONDS = 60
 FRAGMENTS = [
@@ -131,6 +141,51 @@ def test_glue_tsv_reader(task, split, data):
         parses_or_names_the_file(lambda: read_tsv_layout(cfg, info, str(folder / "cache")), task_folder / split)
 
 
+# ------------------------------------------------------------------------------------------ SQuAD JSON
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10_000) | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def edited_json(draw, document):
+    """The document with a few nodes replaced by other JSON values or deleted: valid JSON, wrong SQuAD."""
+    document = json.loads(json.dumps(document))
+    for _ in range(draw(st.integers(1, 3))):
+        parent, key = None, None
+        node = document
+        while isinstance(node, dict | list) and node and draw(st.integers(0, 3)) > 0:
+            keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+            parent, key = node, draw(st.sampled_from(keys))
+            node = node[key]
+        if parent is None:
+            continue
+        if draw(st.booleans()):
+            parent[key] = draw(JSON_VALUES)
+        elif isinstance(parent, dict):
+            del parent[key]
+        else:
+            parent.pop(key)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize("version", [SquadVersion.v1, SquadVersion.v2])
+@given(data=st.data())
+def test_squad_json_reader(version, data):
+    fixture = ASSETS / "squad" / ("tiny-v1.1.json" if version == SquadVersion.v1 else "tiny-v2.0.json")
+    valid = fixture.read_bytes()
+    content = data.draw(hostile_bytes(valid) | edited_json(json.loads(valid)))
+    with workspace() as folder:
+        hostile = folder / "squad.json"
+        hostile.write_bytes(content)
+        read = lambda: read_json(str(hostile), version, str(folder / "cache"), file_keys([hostile])[0])  # noqa: E731
+        parses_or_names_the_file(read, hostile)
+
+
 # ----------------------------------------------------------------------------------------- custom data
 
 REVIEWS = [("The soup was warm .", "good"), ("Service was slow .", "bad"), ("Cold coffee again .", "bad")] * 4
@@ -179,6 +234,11 @@ def test_found_cases_name_file_and_line(tmp_path, word_tokenizer):
     (corpus / "a.jsonl").write_bytes(b'{"text": "Fine."}\n{"text": "Not \xff UTF-8."}\n')
     cfg = PretrainCorpusConfig(source=CorpusSource.local, paths=[str(corpus)])
     with pytest.raises(DataError, match=r"a\.jsonl: row 2 holds text that is not UTF-8"):
+        load_documents(cfg, tmp_path / "cache")
+
+    # pyarrow 26's JSON reader crashes the process (SIGSEGV) on a first record that is null.
+    (corpus / "a.jsonl").write_bytes(b'null{"text": "A sentence."}\n')
+    with pytest.raises(DataError, match=r"a\.jsonl: line 1 is not a JSON object"):
         load_documents(cfg, tmp_path / "cache")
 
     # Ten rows, two classes, 10% held out: one validation row cannot be stratified, so it is drawn plainly.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from bertkit.config import CustomDataConfig, DataConfig, GlueDataConfig, PretrainCorpusConfig
+from bertkit.config import CustomDataConfig, DataConfig, GlueDataConfig, PretrainCorpusConfig, SquadDataConfig
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
 
 __all__ = ["DataBundle", "TaskKind", "TaskSpec", "build_data"]
@@ -27,4 +27,8 @@ def build_data(cfg: DataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: P
             from bertkit.data import custom
 
             return custom.build(cfg, tokenizer, cache_dir)
+        case SquadDataConfig():
+            from bertkit.data import squad
+
+            return squad.build(cfg, tokenizer, cache_dir)
     raise TypeError(f"no data recipe for {type(cfg).__name__}")

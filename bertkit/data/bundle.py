@@ -19,6 +19,7 @@ training set, and which epoch this is. Random choices keyed by them (MLM masks) 
 class TaskKind(StrEnum):
     pretraining = "pretraining"
     sequence_classification = "sequence_classification"  # one label (or one score) per sentence or pair
+    question_answering = "question_answering"  # an answer span in a context, per question
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +60,9 @@ class DataBundle:
     collate_eval: Callable[[list[dict]], Batch]
     eval_outputs: Callable[[Batch, Any], dict[str, torch.Tensor]]
     """Per-example tensors to gather from one evaluation batch and the model's output."""
+    score_inputs: Callable[[str, dict[str, Any]], dict[str, Any]] = lambda split, outputs: outputs
+    """One split's gathered outputs -> what its metric scores (identity, or e.g. SQuAD's logits of windows ->
+    an answer text per question)."""
     count_tokens: Callable[[Batch], int]
     """Real (non-padding) tokens in a batch, for throughput."""
     prediction_files: Callable[[dict[str, dict[str, Any]]], dict[str, str]] = lambda outputs: {}

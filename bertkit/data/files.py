@@ -8,6 +8,7 @@ built by a Python generator and cached on disk under a fingerprint of the genera
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -76,6 +77,9 @@ def load_table(files: list[Path], setting: str, datasets_cache: str) -> datasets
         raise DataError(f"{setting}: {bad} is not one of {sorted(TABLE_FORMATS)} (or the files mix formats)")
     builder = formats.pop()
     options = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
+    if builder == "json":
+        for file in files:
+            _check_json_records(file, setting)
     try:
         rows = datasets.load_dataset(
             builder, data_files=[str(f) for f in files], split="train", cache_dir=datasets_cache, **options
@@ -86,6 +90,39 @@ def load_table(files: list[Path], setting: str, datasets_cache: str) -> datasets
     if builder == "json":
         _check_utf8(rows, files, setting)
     return rows
+
+
+def _check_json_records(path: Path, setting: str) -> None:
+    """Arrow's JSON reader crashes the process (pyarrow 26: a segmentation fault) on a record that is `null`
+    and stops with an unhelpful message on other non-objects: check that every record is an object first.
+    A .json file is an array of objects (or of strings), or JSON Lines like a .jsonl file."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if path.suffix.lower() == ".json" and head.startswith(b"["):
+        try:
+            records = json.loads(path.read_bytes().decode("utf-8-sig"))
+        except UnicodeDecodeError as error:
+            raise DataError(f"{setting}: {path}: byte offset {error.start} is not UTF-8") from None
+        except json.JSONDecodeError as error:
+            raise DataError(
+                f"{setting}: {path}: not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+            ) from None
+        if not (all(isinstance(r, dict) for r in records) or all(isinstance(r, str) for r in records)):
+            kind = dict if any(isinstance(r, dict) for r in records) else str
+            bad = next(i for i, r in enumerate(records) if not isinstance(r, kind))
+            raise DataError(f"{setting}: {path}: record {bad + 1} is {_json_kind(records[bad])}, not an object")
+        return
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            record = line.strip().removeprefix(b"\xef\xbb\xbf") if number == 1 else line.strip()
+            if record and not record.startswith(b"{"):
+                raise DataError(
+                    f"{setting}: {path}: line {number} is not a JSON object (JSON Lines: one object per line)"
+                )
+
+
+def _json_kind(value) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
 
 
 def _check_utf8(rows: datasets.Dataset, files: list[Path], setting: str) -> None:

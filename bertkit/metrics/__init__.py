@@ -29,6 +29,8 @@ def scorer(task: TaskSpec) -> Scorer:
             return partial(pretraining_scores, task)
         case TaskKind.sequence_classification:
             return partial(sequence_classification_scores, task)
+        case TaskKind.question_answering:
+            return partial(question_answering_scores, task)
     raise TypeError(f"no metrics for task kind {task.kind}")
 
 
@@ -69,3 +71,9 @@ def sequence_classification_scores(task: TaskSpec, outputs: dict[str, np.ndarray
         predictions=predicted_labels(task, outputs["logits"]), references=outputs["labels"]
     )
     return {**scores, "examples": len(outputs["labels"])}
+
+
+def question_answering_scores(task: TaskSpec, inputs: dict[str, list]) -> dict[str, float]:
+    """SQuAD exact match and F1 (v2.0: also HasAns/NoAns and the best null thresholds) of decoded answers."""
+    scores = load(task.metric, task.metric_config).compute(**inputs)
+    return {**scores, "questions": len(inputs["references"])}
