@@ -18,6 +18,8 @@ VERSION ?= v1
 SQUAD_DIR ?=
 SQUAD_FILE ?=
 SQUAD_SUFFIX := $(if $(filter v2,$(VERSION)),v2.0,v1.1)
+# CoNLL-2003 in its original files (CONLL_DIR/eng.train, eng.testa, eng.testb); empty: the Hub (network).
+CONLL_DIR ?=
 ARGS ?=
 PYTEST_ARGS ?=
 # Training processes: PROCESSES=2 on a CPU machine trains two processes as one gloo group (see README,
@@ -36,7 +38,7 @@ LAUNCH ?= $(BIN)/python -m bertkit.launch $(if $(filter-out 1,$(PROCESSES)),--cp
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pretrain finetune-glue finetune-squad test test-fast lint format clean
+.PHONY: help setup pretrain finetune-glue finetune-squad finetune-ner test test-fast lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,6 +67,11 @@ finetune-squad: ## Fine-tune on SQuAD (VERSION=v1|v2, MODEL=, SQUAD_DIR= or SQUA
 		$(if $(SQUAD_DIR),"data.train_file=$(SQUAD_DIR)/train-$(SQUAD_SUFFIX).json" \
 			"data.validation_file=$(SQUAD_DIR)/dev-$(SQUAD_SUFFIX).json") \
 		$(if $(SQUAD_FILE),"data.train_file=$(SQUAD_FILE)") $(ARGS)
+
+finetune-ner: ## Fine-tune on CoNLL-2003 NER (MODEL=, CONLL_DIR= (default: the Hub), ARGS=)
+	$(LAUNCH) bertkit/train.py +experiment=conll2003 "model.name_or_path=$(MODEL)" \
+		$(if $(CONLL_DIR),"data.train_file=$(CONLL_DIR)/eng.train" "data.validation_file=$(CONLL_DIR)/eng.testa" \
+			"data.test_file=$(CONLL_DIR)/eng.testb") $(ARGS)
 
 test: lint ## Lint, then run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -27,10 +27,12 @@ _PIPELINES = {
     TaskKind.pretraining: "fill-mask",
     TaskKind.sequence_classification: "text-classification",
     TaskKind.question_answering: "question-answering",
+    TaskKind.token_classification: "token-classification",
 }
 _EXAMPLES = {
     TaskKind.pretraining: 'print(pipe("The function returns a [MASK] of strings."))',
     TaskKind.sequence_classification: 'print(pipe({"text": "first sentence", "text_pair": "second sentence"}))',
+    TaskKind.token_classification: 'print(pipe("Peter Blackburn spoke in Brussels.", aggregation_strategy="first"))',
     TaskKind.question_answering: 'print(pipe(question="Who wrote it?", context="The book was written by Ann Lee."))',
 }
 

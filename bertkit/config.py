@@ -369,6 +369,50 @@ class SquadDataConfig:
 
 
 @dataclass(kw_only=True, slots=True)
+class NerDataConfig:
+    """Data recipe: a tag per word, from CoNLL-style column files (CoNLL-2003 or your own) or the Hub."""
+
+    train_file: str | None = None
+    """Column file: a word per line, tag in column data.tag_column, blank lines between sentences,
+    -DOCSTART- lines between documents. None: the Hub's eriktks/conll2003 (network)."""
+    validation_file: str | None = None
+    """Scored during training (each epoch) and at the end."""
+    test_file: str | None = None
+    """Scored once, at the end."""
+    hub_name: str = "eriktks/conll2003"
+    tag_column: int = -1
+    """Column of the tag (0-based; negative counts from the end: CoNLL-2003's NER tag is the last)."""
+    to_iob2: bool = True
+    """Convert IOB1 tags (CoNLL-2003's: I- starts an entity unless it follows one of its type) to IOB2 (B- starts
+    every entity). Tags already in IOB2 are left as they are."""
+    label_all_subtokens: bool = False
+    """Train on every sub-token of a word (B- becomes I- after the first), not only the first."""
+    max_seq_length: int = 128
+    stride: int = 32
+    """Sub-tokens shared by consecutive windows of a sentence longer than max_seq_length."""
+    pad_to_multiple_of: int | None = 8
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    num_proc: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
+        _require(0 <= self.stride < self.max_seq_length // 2, "data.stride", "must be in [0, max_seq_length / 2)")
+        _require(
+            self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1"
+        )
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
+        _require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+        _require(
+            self.train_file is not None or (self.validation_file is None and self.test_file is None),
+            "data.train_file",
+            "is needed with data.validation_file or data.test_file (without files, all splits come from the Hub)",
+        )
+
+
+@dataclass(kw_only=True, slots=True)
 class ModelConfig:
     """Model recipe: a BERT from scratch (sizes below) or from a checkpoint."""
 
@@ -482,7 +526,7 @@ class RunConfig:
             )
 
 
-DataConfig = PretrainCorpusConfig | GlueDataConfig | CustomDataConfig | SquadDataConfig
+DataConfig = PretrainCorpusConfig | GlueDataConfig | CustomDataConfig | SquadDataConfig | NerDataConfig
 """Union of the data recipes; grows with each recipe."""
 
 
@@ -494,6 +538,7 @@ def register_configs() -> None:
     store.store(group="data", name="glue_schema", node=GlueDataConfig)
     store.store(group="data", name="custom_schema", node=CustomDataConfig)
     store.store(group="data", name="squad_schema", node=SquadDataConfig)
+    store.store(group="data", name="ner_schema", node=NerDataConfig)
     store.store(group="model", name="model_schema", node=ModelConfig)
     store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
 

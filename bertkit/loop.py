@@ -211,13 +211,14 @@ def train(
     )
     eval_loaders = {
         name: DataLoader(dataset, batch_size=cfg.eval_batch_size, collate_fn=bundle.collate_eval)
-        for name, dataset in (bundle.evaluation | bundle.prediction).items()
+        for name, dataset in (bundle.evaluation | bundle.final_evaluation | bundle.prediction).items()
     }
     optimizer = optim.build_optimizer(model, cfg, accelerator.device)
     prepared = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
     model, optimizer, train_loader = prepared[:3]
     eval_loaders = dict(zip(eval_loaders, prepared[3:], strict=True))
     predict_loaders = {name: eval_loaders.pop(name) for name in bundle.prediction}
+    final_loaders = {name: eval_loaders.pop(name) for name in bundle.final_evaluation}
 
     # accumulate() also steps at the end of every epoch, after fewer micro-batches if they do not divide.
     steps_per_epoch = math.ceil(len(train_loader) / cfg.gradient_accumulation_steps)
@@ -325,7 +326,7 @@ def train(
     state.train_seconds = clock.elapsed()
 
     eval_started = time.perf_counter()
-    final, outputs = _evaluate_all(accelerator, model, eval_loaders, bundle, score, state)
+    final, outputs = _evaluate_all(accelerator, model, eval_loaders | final_loaders, bundle, score, state)
     eval_seconds = time.perf_counter() - eval_started
     for name, loader in predict_loaders.items():
         outputs[name] = evaluate(accelerator, model, loader, bundle)

@@ -12,6 +12,7 @@ from transformers import (
     BertForPreTraining,
     BertForQuestionAnswering,
     BertForSequenceClassification,
+    BertForTokenClassification,
     PreTrainedModel,
 )
 from transformers.models.bert.modeling_bert import BertForPreTrainingOutput
@@ -82,6 +83,11 @@ def build_model(cfg: ModelConfig, task: TaskSpec) -> PreTrainedModel:
             config.id2label = dict(task.id2label) or {0: "score"}
             config.label2id = {name: i for i, name in config.id2label.items()}
             config.problem_type = "regression" if task.is_regression else "single_label_classification"
+        case TaskKind.token_classification:
+            model_class = BertForTokenClassification
+            config.num_labels = task.num_labels
+            config.id2label = dict(task.id2label)
+            config.label2id = {name: i for i, name in config.id2label.items()}
         case TaskKind.question_answering:
             model_class = BertForQuestionAnswering
             config.num_labels = 2  # a start and an end logit per token

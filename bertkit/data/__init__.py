@@ -6,7 +6,14 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from bertkit.config import CustomDataConfig, DataConfig, GlueDataConfig, PretrainCorpusConfig, SquadDataConfig
+from bertkit.config import (
+    CustomDataConfig,
+    DataConfig,
+    GlueDataConfig,
+    NerDataConfig,
+    PretrainCorpusConfig,
+    SquadDataConfig,
+)
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
 
 __all__ = ["DataBundle", "TaskKind", "TaskSpec", "build_data"]
@@ -31,4 +38,8 @@ def build_data(cfg: DataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: P
             from bertkit.data import squad
 
             return squad.build(cfg, tokenizer, cache_dir)
+        case NerDataConfig():
+            from bertkit.data import ner
+
+            return ner.build(cfg, tokenizer, cache_dir)
     raise TypeError(f"no data recipe for {type(cfg).__name__}")

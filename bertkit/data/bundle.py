@@ -20,6 +20,7 @@ class TaskKind(StrEnum):
     pretraining = "pretraining"
     sequence_classification = "sequence_classification"  # one label (or one score) per sentence or pair
     question_answering = "question_answering"  # an answer span in a context, per question
+    token_classification = "token_classification"  # a tag per word (named entities)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +55,8 @@ class DataBundle:
     train: datasets.Dataset
     evaluation: dict[str, datasets.Dataset]
     """Labeled evaluation splits by name, e.g. {"heldout": ...}; each is scored."""
+    final_evaluation: dict[str, datasets.Dataset] = field(default_factory=dict)
+    """Labeled splits scored once, after training (e.g. a test set that must not guide it)."""
     prediction: dict[str, datasets.Dataset] = field(default_factory=dict)
     """Unlabeled splits to predict at the end, e.g. {"test": ...}; written, never scored."""
     collate_train: Callable[[list[dict]], Batch]

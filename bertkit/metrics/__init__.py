@@ -31,6 +31,8 @@ def scorer(task: TaskSpec) -> Scorer:
             return partial(sequence_classification_scores, task)
         case TaskKind.question_answering:
             return partial(question_answering_scores, task)
+        case TaskKind.token_classification:
+            return partial(token_classification_scores, task)
     raise TypeError(f"no metrics for task kind {task.kind}")
 
 
@@ -77,3 +79,9 @@ def question_answering_scores(task: TaskSpec, inputs: dict[str, list]) -> dict[s
     """SQuAD exact match and F1 (v2.0: also HasAns/NoAns and the best null thresholds) of decoded answers."""
     scores = load(task.metric, task.metric_config).compute(**inputs)
     return {**scores, "questions": len(inputs["references"])}
+
+
+def token_classification_scores(task: TaskSpec, inputs: dict[str, list]) -> dict[str, float]:
+    """Entity-level precision, recall and F1 (seqeval, default and strict IOB2) and token accuracy."""
+    scores = load(task.metric).compute(**inputs)
+    return {**scores, "sentences": len(inputs["references"])}

@@ -1,0 +1,134 @@
+"""SQuAD and CoNLL-2003 scores of bertkit next to plain Hugging Face baselines: same checkpoint, data, recipe.
+
+    python benchmarks/accuracy.py squad --seeds 0      # SQuAD v1.1, held-out articles of dev-v1.1.json
+    python benchmarks/accuracy.py ner --seeds 0        # CoNLL-2003, test F1 on eng.testb
+    python benchmarks/accuracy.py ner --table-only
+
+squad: no SQuAD training file is available offline, so both train on 80% of the articles of dev-v1.1.json
+and are scored on the other 20% (bertkit's `data.split_fraction=0.2 data.split_seed=42`; the baseline draws
+the same articles by the same rule). ner: eng.train, scored on eng.testb (bertkit also on eng.testa).
+For every seed it runs `accelerate launch bertkit/train.py +experiment=...` and the task's baseline script
+(`hf_squad_baseline.py`, `hf_ner_baseline.py`) one after the other on this machine. Results accumulate in
+benchmarks/results/<task>_accuracy.json (a seed/system already there is not run again, so a long comparison
+can be done in pieces); the table goes to benchmarks/results/<task>_accuracy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED = ROOT.parent / "shared"
+SQUAD_FILE = SHARED / "data" / "squad" / "dev-v1.1.json"
+CONLL_DIR = SHARED / "data" / "conll2003"
+TASKS = {
+    # task: (bertkit overrides, bertkit split scored, baseline script, its data arguments, metrics, title)
+    "squad": (
+        ["+experiment=squad_v1", f"data.train_file={SQUAD_FILE}", "data.split_fraction=0.2", "data.split_seed=42"],
+        "validation", "hf_squad_baseline.py", ["--squad-file", str(SQUAD_FILE)], ("exact_match", "f1"),
+        "SQuAD v1.1, held-out 20% of the articles of dev-v1.1.json",
+    ),
+    "ner": (
+        ["+experiment=conll2003", f"data.train_file={CONLL_DIR / 'eng.train'}",
+         f"data.validation_file={CONLL_DIR / 'eng.testa'}", f"data.test_file={CONLL_DIR / 'eng.testb'}"],
+        "test", "hf_ner_baseline.py", ["--conll-dir", str(CONLL_DIR)], ("f1", "precision", "recall"),
+        "CoNLL-2003 English NER, entity-level (seqeval default mode) on eng.testb",
+    ),
+}  # fmt: skip
+
+
+def run_bertkit(task: str, seed: int, args) -> dict:
+    overrides, split, *_, metrics = TASKS[task][:5]
+    run_dir = ROOT / "outputs" / f"bench_{task}" / f"seed{seed}"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(args.threads),
+        str(ROOT / "bertkit" / "train.py"), *overrides, f"model.name_or_path={args.model}", f"seed={seed}",
+        f"output_dir={run_dir}", "trainer.eval_every_epoch=false", "trainer.progress_bar=false",
+        "trainer.resume=never", *args.overrides,
+    ]  # fmt: skip
+    subprocess.run(command, check=True, cwd=ROOT)
+    scores = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "scores": {name: POINTS[task] * scores[split][name] for name in metrics},
+        "train_seconds": scores["throughput"]["train_seconds"],
+        "tokens_per_second": scores["throughput"]["tokens_per_second"],
+        "steps": scores["throughput"]["steps"],
+    }
+
+
+def run_baseline(task: str, seed: int, args) -> dict:
+    _, _, script, data_args, metrics, _ = TASKS[task]
+    out = RESULTS / f"baseline_{task}_{seed}.json.tmp"
+    command = [sys.executable, str(ROOT / "benchmarks" / script), *data_args, "--seed", str(seed),
+               "--model", str(args.model), "--out", str(out)]  # fmt: skip
+    subprocess.run(command, check=True, cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+    result = json.loads(out.read_text())
+    out.unlink()
+    scores = result.get("dev") or result["test"]
+    return {
+        "scores": {name: POINTS[task] * scores[name] for name in metrics},
+        **{key: result[key] for key in ("train_seconds", "tokens_per_second", "steps")},
+    }
+
+
+POINTS = {"squad": 1.0, "ner": 100.0}
+"""Every score in points (0-100): SQuAD's already are, seqeval's are fractions."""
+
+
+def table(task: str, records: list[dict], model: str) -> str:
+    *_, metrics, title = TASKS[task]
+    lines = [f"# {title}: bertkit vs plain Hugging Face, from {model}", "",
+             "| metric | seeds | bertkit | HF baseline | bertkit - HF |", "|---|---|---|---|---|"]  # fmt: skip
+    by_system = {s: {r["seed"]: r for r in records if r["system"] == s} for s in ("bertkit", "baseline")}
+    seeds = sorted(set(by_system["bertkit"]) & set(by_system["baseline"]))
+    for metric in metrics if seeds else ():
+        cells = [_cell([by_system[s][seed]["scores"][metric] for seed in seeds]) for s in ("bertkit", "baseline")]
+        difference = statistics.mean(
+            by_system["bertkit"][s]["scores"][metric] - by_system["baseline"][s]["scores"][metric] for s in seeds
+        )
+        lines.append(f"| {metric} | {len(seeds)} | {cells[0]} | {cells[1]} | {difference:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(values: list[float]) -> str:
+    mean = statistics.mean(values)
+    return f"{mean:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--systems", nargs="+", default=["bertkit", "baseline"], choices=["bertkit", "baseline"])
+    parser.add_argument("--model", type=Path, default=SHARED / "models" / "all-MiniLM-L6-v2")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="extra bertkit overrides")
+    args = parser.parse_args()
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    store = RESULTS / f"{args.task}_accuracy.json"
+    records = json.loads(store.read_text()) if store.exists() else []
+    if not args.table_only:
+        for seed in args.seeds:
+            for system in args.systems:
+                if any(r["seed"] == seed and r["system"] == system for r in records):
+                    continue
+                result = (run_bertkit if system == "bertkit" else run_baseline)(args.task, seed, args)
+                records.append({"seed": seed, "system": system, **result})
+                store.write_text(json.dumps(records, indent=1) + "\n")
+                print(json.dumps(records[-1]), flush=True)
+    (RESULTS / f"{args.task}_accuracy.md").write_text(table(args.task, records, args.model.name))
+    print(table(args.task, records, args.model.name))
+
+
+if __name__ == "__main__":
+    main()
