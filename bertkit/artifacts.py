@@ -187,6 +187,8 @@ def plot_curves(log_path: Path, image_path: Path) -> None:
         # Scores (accuracy, F1, correlations) share one axis; losses, perplexities and counts would squash it.
         values = [(m, v) for r in evals for m, v in r["eval"].get(split, {}).items()]
         metrics = sorted({m for m, v in values if isinstance(v, float)} - {m for m, v in values if not _is_score(v)})
+        # Overall scores only: per-type and per-subset ones (PER_f1, strict_LOC_recall, ...) would bury them.
+        metrics = [m for m in metrics if m.islower()]
         for metric in metrics:
             points = [(r["step"], r["eval"][split][metric]) for r in evals if metric in r["eval"].get(split, {})]
             axes[2].plot(*zip(*points, strict=True), marker="o", label=f"{split} {metric}")

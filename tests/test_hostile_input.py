@@ -3,8 +3,10 @@ bertkit's own one-line error naming the file; never another exception, never a h
 
 Files are drawn three ways: a valid fixture with a few edits (truncated, bytes inserted or deleted: the
 malformed files users really have), lines of hostile fragments (tabs, quotes, byte-order marks, broken UTF-8,
-brackets), and random bytes. Cases per reader: 100 (conftest.py's profile), `HYPOTHESIS_PROFILE=thorough`
-for 1,000; `pytest --hypothesis-show-statistics` counts them.
+brackets), and random bytes; SQuAD JSON also as valid JSON with nodes replaced or deleted. Readers: corpus
+text (sentence files, prose, JSON Lines), GLUE TSV, custom CSV/TSV/JSON/JSONL, SQuAD JSON, CoNLL columns.
+Cases per reader: 100 (conftest.py's profile), `HYPOTHESIS_PROFILE=thorough` for 1,000;
+`pytest --hypothesis-show-statistics` counts them.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from bertkit.config import (
     CustomDataConfig,
     GlueDataConfig,
     GlueTask,
+    NerDataConfig,
     PretrainCorpusConfig,
     SquadVersion,
 )
 from bertkit.data import custom
+from bertkit.data.conll_reader import read_columns
 from bertkit.data.corpus import load_documents
 from bertkit.data.files import file_keys
 from bertkit.data.glue import TASKS, read_tsv_layout
@@ -183,6 +187,21 @@ def test_squad_json_reader(version, data):
         hostile = folder / "squad.json"
         hostile.write_bytes(content)
         read = lambda: read_json(str(hostile), version, str(folder / "cache"), file_keys([hostile])[0])  # noqa: E731
+        parses_or_names_the_file(read, hostile)
+
+
+# ------------------------------------------------------------------------------------- CoNLL columns
+
+
+@pytest.mark.parametrize("tag_column", [-1, 3, 7])
+@given(data=st.data())
+def test_conll_column_reader(tag_column, data):
+    content = data.draw(hostile_bytes((ASSETS / "conll" / "dev.txt").read_bytes()))
+    with workspace() as folder:
+        hostile = folder / "eng.txt"
+        hostile.write_bytes(content)
+        cfg = NerDataConfig(tag_column=tag_column)
+        read = lambda: read_columns(file_keys([hostile])[0], cfg, str(folder / "cache"))  # noqa: E731
         parses_or_names_the_file(read, hostile)
 
 
