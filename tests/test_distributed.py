@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .conftest import GLUE_FIXTURES, ROOT, TINY_OVERRIDES
+from .conftest import ASSETS, GLUE_FIXTURES, ROOT, TINY_OVERRIDES
 
 pytestmark = pytest.mark.slow
 
@@ -62,11 +62,27 @@ def test_two_process_glue_finetuning(tmp_path, cache_dir, tiny_checkpoint):
     assert len((run_dir / "predictions" / "RTE.tsv").read_text().splitlines()) == 1 + 6
 
 
-@pytest.mark.parametrize("recipe", ["pretraining", "glue"])
+SQUAD = ASSETS / "squad" / "tiny-v2.0.json"
+CONLL = ASSETS / "conll"
+FINE_TUNING = {
+    "glue": (["+experiment=glue_mrpc", f"data.glue_dir={GLUE_FIXTURES}"], ["MRPC.tsv", "validation.tsv"]),
+    "squad": (
+        ["+experiment=squad_v2", f"data.train_file={SQUAD}", f"data.validation_file={SQUAD}",
+         "data.max_seq_length=48", "data.doc_stride=16", "data.max_query_length=16"],
+        ["predictions.json", "nbest_predictions.json", "null_odds.json"],
+    ),
+    "ner": (
+        ["+experiment=conll2003", f"data.train_file={CONLL / 'train.txt'}",
+         f"data.validation_file={CONLL / 'dev.txt'}", f"data.test_file={CONLL / 'test.txt'}"],
+        ["validation.txt", "test.txt"],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("recipe", ["pretraining", *FINE_TUNING])
 def test_two_process_evaluation_equals_one_process_exactly(recipe, tmp_path, cache_dir, tiny_checkpoint):
-    if recipe == "glue":
-        task = ["+experiment=glue_mrpc", f"data.glue_dir={GLUE_FIXTURES}", "trainer.per_device_batch_size=4",
-                "trainer.progress_bar=false"]  # fmt: skip
+    if recipe in FINE_TUNING:
+        task = [*FINE_TUNING[recipe][0], "trainer.per_device_batch_size=4", "trainer.progress_bar=false"]
         start = [f"model.name_or_path={tiny_checkpoint}"]
     else:
         task, start = PRETRAIN, []
@@ -76,13 +92,12 @@ def test_two_process_evaluation_equals_one_process_exactly(recipe, tmp_path, cac
     succeeds(ONE, [*evaluate, f"output_dir={tmp_path / 'one'}"], cache_dir)
     succeeds(TWO, [*evaluate, f"output_dir={tmp_path / 'two'}"], cache_dir)
     one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
-    splits = [key for key in one if key in ("heldout", "validation")]
+    splits = [key for key in one if key in ("heldout", "validation", "test")]
     assert splits and all(one[split] == two[split] for split in splits)
-    if recipe == "glue":
-        for name in ("MRPC.tsv", "validation.tsv"):
-            assert (tmp_path / "one" / "predictions" / name).read_text() == (
-                tmp_path / "two" / "predictions" / name
-            ).read_text()
+    assert two["throughput"]["processes"] == 2
+    for name in FINE_TUNING.get(recipe, ((), []))[1]:
+        written = [(tmp_path / run / "predictions" / name).read_text() for run in ("one", "two")]
+        assert written[0] == written[1], name
 
 
 def test_two_processes_follow_the_one_process_loss_curve(tmp_path, cache_dir):
