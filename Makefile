@@ -38,7 +38,7 @@ LAUNCH ?= $(BIN)/python -m bertkit.launch $(if $(filter-out 1,$(PROCESSES)),--cp
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pretrain finetune-glue finetune-squad finetune-ner test test-fast lint format clean
+.PHONY: help setup pretrain finetune-glue finetune-squad finetune-ner bench test test-fast lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,11 @@ finetune-ner: ## Fine-tune on CoNLL-2003 NER (MODEL=, CONLL_DIR= (default: the H
 	$(LAUNCH) bertkit/train.py +experiment=conll2003 "model.name_or_path=$(MODEL)" \
 		$(if $(CONLL_DIR),"data.train_file=$(CONLL_DIR)/eng.train" "data.validation_file=$(CONLL_DIR)/eng.testa" \
 			"data.test_file=$(CONLL_DIR)/eng.testb") $(ARGS)
+
+bench: ## Speed benchmarks against stock Hugging Face (ratios; tables in benchmarks/results/bench.md)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/pretrain_throughput.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/finetune_throughput.py
+	$(BIN)/python benchmarks/summary.py
 
 test: lint ## Lint, then run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

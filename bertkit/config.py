@@ -484,6 +484,9 @@ class TrainerConfig:
     on_nonfinite_loss: NonFiniteLoss = NonFiniteLoss.stop
     num_workers: int = 0
     """DataLoader worker processes (0: load in the training process)."""
+    group_by_length: bool = False
+    """Batch training examples of similar lengths together (shuffled in groups of 50 batches, sorted within):
+    less padding when lengths vary a lot, e.g. SST-2's short sentences next to long ones."""
     torch_compile: bool = False
     progress_bar: bool = True
 

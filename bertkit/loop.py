@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from bertkit import checkpoint, optim
+from bertkit.batching import LengthGroupedSampler, example_lengths
 from bertkit.config import MixedPrecision, NonFiniteLoss, ResumeMode, TrainerConfig
 from bertkit.data.bundle import EPOCH, EXAMPLE_INDEX, DataBundle
 from bertkit.data.caching import stable_seed
@@ -200,10 +201,15 @@ def train(
     seed: int,
 ) -> TrainResult:
     """Train until max_steps, num_epochs or max_minutes, evaluating and checkpointing on the way."""
+    keyed_train = KeyedDataset(bundle.train)
+    grouped = None
+    if cfg.group_by_length:
+        grouped = LengthGroupedSampler(example_lengths(bundle.train), cfg.per_device_batch_size, seed)
     train_loader = DataLoader(
-        KeyedDataset(bundle.train),
+        keyed_train,
         batch_size=cfg.per_device_batch_size,
-        shuffle=True,
+        shuffle=grouped is None,
+        sampler=grouped,
         collate_fn=bundle.collate_train,
         num_workers=cfg.num_workers,
         pin_memory=accelerator.device.type == "cuda",
@@ -267,6 +273,9 @@ def train(
     with stop.signals_caught():
         while state.step < total_steps:
             train_loader.set_epoch(state.epoch)
+            # Accelerate passes the epoch on to the sampler but, when several processes shard it, not to the
+            # dataset: MLM masks keyed by epoch would repeat every epoch.
+            keyed_train.set_epoch(state.epoch)
             for batch in accelerator.skip_first_batches(train_loader, state.batch_in_epoch):
                 state.batch_in_epoch += 1
                 # Dropout draws from the global generator: keyed by position, it replays on resume.
