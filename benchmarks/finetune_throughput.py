@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
@@ -83,11 +84,16 @@ def measure(task: str, args) -> dict:
             if step >= args.warmup:
                 seconds[arm] += time.perf_counter() - started
                 real[arm] += int(batch["attention_mask"].sum())
-    scores = {arm: dev_accuracy(models[arm], bundle) for arm in models}
+    scores = {arm: dev_accuracy(models[arm], bundle, bundle.collate_eval)[0] for arm in models}
+    # The same weights scored on dev batches padded both ways: padding must change no prediction.
+    dynamic = dev_accuracy(models["bertkit"], bundle, bundle.collate_eval)[1]
+    fixed = dev_accuracy(models["bertkit"], bundle, lambda f: dict(padded(f)))[1]
     base = real["padded to 128"] / seconds["padded to 128"]
     return {
         "task": task,
         "steps": args.steps,
+        "dev_max_logit_difference_between_paddings": float(np.abs(dynamic - fixed).max()),
+        "dev_predictions_identical_between_paddings": bool((dynamic.argmax(-1) == fixed.argmax(-1)).all()),
         "arms": {
             arm: {
                 "real_tokens_per_second": real[arm] / seconds[arm],
@@ -100,14 +106,17 @@ def measure(task: str, args) -> dict:
 
 
 @torch.no_grad()
-def dev_accuracy(model, bundle) -> float:
+def dev_accuracy(model, bundle, collate) -> tuple[float, np.ndarray]:
+    """Dev accuracy and the dev logits, with batches made by `collate`."""
     model.eval()
     correct = total = 0
-    for batch in DataLoader(bundle.evaluation["validation"], batch_size=128, collate_fn=bundle.collate_eval):
+    logits = []
+    for batch in DataLoader(bundle.evaluation["validation"], batch_size=128, collate_fn=collate):
         labels = batch.pop("labels")
-        correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+        logits.append(model(**batch).logits.float().numpy())
+        correct += int((logits[-1].argmax(-1) == labels.numpy()).sum())
         total += len(labels)
-    return correct / total
+    return correct / total, np.concatenate(logits)
 
 
 def table(rows: list[dict]) -> str:
@@ -117,6 +126,12 @@ def table(rows: list[dict]) -> str:
         for arm, r in row["arms"].items():
             lines.append(f"| {row['task']} | {arm} | {r['real_tokens_per_second']:,.0f} | {r['speedup']:.2f}x | "
                          f"{r['dev_accuracy']:.4f} |")  # fmt: skip
+    for row in rows:
+        lines.append(
+            f"\n{row['task']}: the same weights on dev batches padded dynamically and to 128: predictions identical "
+            f"{row['dev_predictions_identical_between_paddings']}, largest logit difference "
+            f"{row['dev_max_logit_difference_between_paddings']:.2e}."
+        )
     return "\n".join(lines) + "\n"
 
 
