@@ -90,7 +90,9 @@ def table(task: str, records: list[dict], model: str) -> str:
     by_system = {s: {r["seed"]: r for r in records if r["system"] == s} for s in ("bertkit", "baseline")}
     seeds = sorted(set(by_system["bertkit"]) & set(by_system["baseline"]))
     for metric in metrics if seeds else ():
-        cells = [_cell([by_system[s][seed]["scores"][metric] for seed in seeds]) for s in ("bertkit", "baseline")]
+        cells = [
+            mean_and_spread([by_system[s][seed]["scores"][metric] for seed in seeds]) for s in ("bertkit", "baseline")
+        ]
         difference = statistics.mean(
             by_system["bertkit"][s]["scores"][metric] - by_system["baseline"][s]["scores"][metric] for s in seeds
         )
@@ -98,7 +100,8 @@ def table(task: str, records: list[dict], model: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(values: list[float]) -> str:
+def mean_and_spread(values: list[float]) -> str:
+    """Mean over seeds, with the sample standard deviation when there are several."""
     mean = statistics.mean(values)
     return f"{mean:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
 

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from accuracy import mean_and_spread  # beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
@@ -85,15 +87,10 @@ def table(records: list[dict], model: str) -> str:
             seeds = sorted(set(by_system["bertkit"]) & set(by_system["baseline"]))
             if not seeds:
                 continue
-            cells = [_cell([by_system[s][seed] for seed in seeds]) for s in ("bertkit", "baseline")]
+            cells = [mean_and_spread([by_system[s][seed] for seed in seeds]) for s in ("bertkit", "baseline")]
             difference = statistics.mean(by_system["bertkit"][s] - by_system["baseline"][s] for s in seeds)
             lines.append(f"| {task} | {metric} | {len(seeds)} | {cells[0]} | {cells[1]} | {difference:+.2f} |")
     return "\n".join(lines) + "\n"
-
-
-def _cell(values: list[float]) -> str:
-    mean = statistics.mean(values)
-    return f"{mean:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
 
 
 def main() -> None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from hf_training import fine_tune  # the baselines' shared loop, beside this script
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from torch.utils.data import DataLoader
@@ -27,7 +27,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
-    get_linear_schedule_with_warmup,
     set_seed,
 )
 
@@ -100,28 +99,7 @@ def main() -> None:
     model = AutoModelForSequenceClassification.from_pretrained(
         args.model, num_labels=max(1, len(labels)), problem_type="regression" if not labels else None
     )
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "LayerNorm" in n]
-    decay = [p for n, p in model.named_parameters() if not (p.ndim < 2 or "LayerNorm" in n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.learning_rate,
-        eps=1e-8,
-    )
-    total = len(train_loader) * epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total + 0.999999), total)
-
-    started, tokens = time.perf_counter(), 0
-    model.train()
-    for _ in range(epochs):
-        for batch in train_loader:
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            tokens += int(batch["attention_mask"].sum())
-    train_seconds = time.perf_counter() - started
+    training = fine_tune(model, train_loader, args.learning_rate, epochs)
 
     model.eval()
     logits, references = [], []
@@ -135,10 +113,8 @@ def main() -> None:
         "task": args.task,
         "seed": args.seed,
         "epochs": epochs,
-        "steps": total,
         "dev": score(args.task, predictions, references),
-        "train_seconds": train_seconds,
-        "tokens_per_second": tokens / train_seconds,
+        **training,
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from pathlib import Path
 
 import torch
+from hf_training import fine_tune  # the baselines' shared loop, beside this script
 from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 from torch.utils.data import DataLoader
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
     DataCollatorForTokenClassification,
-    get_linear_schedule_with_warmup,
     set_seed,
 )
 
@@ -97,30 +95,7 @@ def main() -> None:
     model = AutoModelForTokenClassification.from_pretrained(
         args.model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids
     )
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "LayerNorm" in n]
-    decay = [p for n, p in model.named_parameters() if not (p.ndim < 2 or "LayerNorm" in n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.learning_rate,
-        eps=1e-8,
-    )
-    total = len(train_loader) * args.epochs if args.max_steps is None else args.max_steps
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(0.1 * total), total)
-
-    started, tokens, steps = time.perf_counter(), 0, 0
-    model.train()
-    for _ in range(args.epochs):
-        for batch in train_loader:
-            if steps == total:
-                break
-            model(**batch).loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            tokens += int(batch["attention_mask"].sum())
-            steps += 1
-    train_seconds = time.perf_counter() - started
+    training = fine_tune(model, train_loader, args.learning_rate, args.epochs, args.max_steps)
 
     model.eval()
     predicted_ids = []
@@ -138,15 +113,13 @@ def main() -> None:
         references.append(tags)
     result = {
         "seed": args.seed,
-        "steps": steps,
         "test": {
             "precision": float(precision_score(references, predictions)),
             "recall": float(recall_score(references, predictions)),
             "f1": float(f1_score(references, predictions)),
             "accuracy": float(accuracy_score(references, predictions)),
         },
-        "train_seconds": train_seconds,
-        "tokens_per_second": tokens / train_seconds,
+        **training,
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

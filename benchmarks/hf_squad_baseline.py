@@ -21,17 +21,16 @@ import math
 import random
 import re
 import string
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from hf_training import fine_tune  # the baselines' shared loop, beside this script
 from torch.utils.data import DataLoader
 from transformers import (
     AutoModelForQuestionAnswering,
     AutoTokenizer,
     DataCollatorWithPadding,
-    get_linear_schedule_with_warmup,
     set_seed,
 )
 
@@ -150,30 +149,7 @@ def main() -> None:
     eval_loader = DataLoader(evaluation, batch_size=64, collate_fn=collate)
 
     model = AutoModelForQuestionAnswering.from_pretrained(args.model)
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "LayerNorm" in n]
-    decay = [p for n, p in model.named_parameters() if not (p.ndim < 2 or "LayerNorm" in n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.learning_rate,
-        eps=1e-8,
-    )
-    total = len(train_loader) * args.epochs if args.max_steps is None else args.max_steps
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(0.1 * total), total)
-
-    started, tokens, steps = time.perf_counter(), 0, 0
-    model.train()
-    for _ in range(args.epochs):
-        for batch in train_loader:
-            if steps == total:
-                break
-            model(**batch).loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            tokens += int(batch["attention_mask"].sum())
-            steps += 1
-    train_seconds = time.perf_counter() - started
+    training = fine_tune(model, train_loader, args.learning_rate, args.epochs, args.max_steps)
 
     model.eval()
     start_logits, end_logits = [], []
@@ -185,12 +161,10 @@ def main() -> None:
     answers = best_answers(eval_rows, meta, start_logits, end_logits, n_best=20, max_answer_length=30)
     result = {
         "seed": args.seed,
-        "steps": steps,
         "train_questions": len(train_rows),
         "eval_questions": len(eval_rows),
         "dev": squad_scores(eval_rows, answers),
-        "train_seconds": train_seconds,
-        "tokens_per_second": tokens / train_seconds,
+        **training,
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

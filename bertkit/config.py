@@ -238,6 +238,15 @@ class PretrainCorpusConfig:
         )
 
 
+def _check_fine_tuning_data(cfg) -> None:
+    """Settings every fine-tuning data recipe has: padding multiple, sample limits, tokenization processes."""
+    _require(cfg.pad_to_multiple_of is None or cfg.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1")
+    for key in ("max_train_samples", "max_eval_samples"):
+        value = getattr(cfg, key)
+        _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
+    _require(cfg.num_proc >= 1, "data.num_proc", "must be >= 1")
+
+
 @dataclass(kw_only=True, slots=True)
 class SentenceTaskConfig:
     """Settings shared by the recipes that classify a sentence or a sentence pair (GLUE, your own data)."""
@@ -257,13 +266,7 @@ class SentenceTaskConfig:
 
     def __post_init__(self) -> None:
         _require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
-        _require(
-            self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1"
-        )
-        for key in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, key)
-            _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
-        _require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+        _check_fine_tuning_data(self)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -354,13 +357,7 @@ class SquadDataConfig:
         _require(0 < self.split_fraction < 1, "data.split_fraction", "must be in (0, 1)")
         _require(self.n_best_size >= 1, "data.n_best_size", "must be >= 1")
         _require(self.max_answer_length >= 1, "data.max_answer_length", "must be >= 1")
-        _require(
-            self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1"
-        )
-        for key in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, key)
-            _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
-        _require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+        _check_fine_tuning_data(self)
         _require(
             self.train_file is not None or self.validation_file is None,
             "data.validation_file",
@@ -398,13 +395,7 @@ class NerDataConfig:
     def __post_init__(self) -> None:
         _require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
         _require(0 <= self.stride < self.max_seq_length // 2, "data.stride", "must be in [0, max_seq_length / 2)")
-        _require(
-            self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1"
-        )
-        for key in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, key)
-            _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
-        _require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+        _check_fine_tuning_data(self)
         _require(
             self.train_file is not None or (self.validation_file is None and self.test_file is None),
             "data.train_file",
