@@ -90,13 +90,17 @@ def resume(accelerator: Accelerator, folder: Path) -> tuple[Path, dict[str, Any]
     return found[-1], json.loads((found[-1] / LOOP_STATE).read_text())
 
 
-def check_run_dir(run_dir: Path, resolved: dict[str, Any], force: bool) -> None:
-    """Refuse a run directory that holds a run with another configuration, before anything is written."""
+def check_run_dir(run_dir: Path, resolved: dict[str, Any], force: bool, defaults: dict[str, Any] | None = None) -> None:
+    """Refuse a run directory that holds a run with another configuration, before anything is written.
+
+    defaults: each setting's schema default, flat. A setting the earlier run's config.yaml lacks (it was
+    written before bertkit had it) counts as having had its default."""
     previous_file = run_dir / "config.yaml"
     if not previous_file.is_file():
         return
     before = _flatten(OmegaConf.to_container(OmegaConf.load(previous_file), resolve=True))
     now = _flatten(resolved)
+    before |= {key: value for key, value in (defaults or {}).items() if key in now and key not in before}
     changed = [
         key
         for key in sorted(set(before) | set(now))

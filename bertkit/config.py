@@ -7,6 +7,7 @@ with an error that names the key. Code below `train.py` receives these dataclass
 
 from __future__ import annotations
 
+from dataclasses import MISSING as MISSING_FIELD
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
@@ -553,6 +554,25 @@ def load(cfg: DictConfig) -> RunConfig:
     if not isinstance(run.data, DataConfig):
         raise ConfigError("invalid setting data: choose a data recipe, e.g. data=pretrain_corpus")
     return run
+
+
+def schema_defaults(run: RunConfig) -> dict[str, Any]:
+    """Every setting's default in the schema of this run's recipes, flat ("trainer.group_by_length": False),
+    with enums as their names, as a resolved config.yaml holds them."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for spec in fields(node):
+            value = getattr(node, spec.name)
+            if is_dataclass(value):
+                walk(value, f"{prefix}{spec.name}.")
+            elif spec.default is not MISSING_FIELD:
+                flat[prefix + spec.name] = str(spec.default) if isinstance(spec.default, StrEnum) else spec.default
+            elif spec.default_factory is not MISSING_FIELD:
+                flat[prefix + spec.name] = spec.default_factory()
+
+    walk(run, "")
+    return flat
 
 
 def _reject_unknown_keys(node: DictConfig, prefix: str) -> None:

@@ -35,7 +35,8 @@ def run(cfg: DictConfig) -> dict:
     run_cfg = config.load(cfg)
     run_dir, cache_dir = Path(run_cfg.output_dir), Path(run_cfg.cache_dir).expanduser()
     resolved = OmegaConf.to_container(OmegaConf.structured(run_cfg), enum_to_str=True)
-    checkpoint.check_run_dir(run_dir, resolved, force=run_cfg.trainer.resume == config.ResumeMode.force)
+    force = run_cfg.trainer.resume == config.ResumeMode.force
+    checkpoint.check_run_dir(run_dir, resolved, force, defaults=config.schema_defaults(run_cfg))
     model.check_sequence_length(model.architecture(run_cfg.model), run_cfg.data.max_seq_length)
     accelerator = loop.make_accelerator(run_cfg.trainer, run_cfg.seed)
     if accelerator.is_main_process:

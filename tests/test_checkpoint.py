@@ -67,6 +67,18 @@ def test_a_run_directory_with_other_settings_is_refused_and_left_alone(tiny_run,
     assert steps_logged(run_dir) == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_run_from_before_a_setting_existed_resumes_when_it_has_its_default(tiny_run, tmp_path):
+    train.run(compose_config(tiny_run("trainer.max_steps=3", "trainer.save_every=3")))
+    config_file = tmp_path / "run" / "config.yaml"
+    older = "".join(line for line in config_file.read_text().splitlines(True) if "group_by_length" not in line)
+    config_file.write_text(older)  # as a bertkit without trainer.group_by_length wrote it
+    train.run(compose_config(tiny_run("trainer.max_steps=4", "trainer.save_every=3")))
+    assert steps_logged(tmp_path / "run") == [1, 2, 3, 4]
+    config_file.write_text(older)
+    with pytest.raises(ConfigError, match=r"trainer.group_by_length: False there, True now"):
+        train.run(compose_config(tiny_run("trainer.max_steps=5", "trainer.group_by_length=true")))
+
+
 def test_resume_never_starts_over(tiny_run, tmp_path):
     train.run(compose_config(tiny_run("trainer.max_steps=3", "trainer.save_every=3")))
     train.run(compose_config(tiny_run("trainer.max_steps=3", "trainer.save_every=3", "trainer.resume=never")))
