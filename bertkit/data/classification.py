@@ -17,11 +17,12 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from bertkit.config import SentenceTaskConfig
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
 from bertkit.data.caching import fingerprint, tokenizer_fingerprint
+from bertkit.data.fine_tuning import DynamicPadding, first_rows
 
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1  # bump when tokenization changes, to retire old caches
@@ -76,9 +77,9 @@ def build(
     prediction_files: PredictionFiles,
 ) -> DataBundle:
     """Tokenize every split and hand the loop what it needs; statistics name truncated examples."""
-    rows = {"train": _head(splits.train, cfg.max_train_samples)}
-    rows |= {name: _head(ds, cfg.max_eval_samples) for name, ds in splits.evaluation.items()}
-    prediction_rows = {name: _head(ds, cfg.max_eval_samples) for name, ds in splits.prediction.items()}
+    rows = {"train": first_rows(splits.train, cfg.max_train_samples)}
+    rows |= {name: first_rows(ds, cfg.max_eval_samples) for name, ds in splits.evaluation.items()}
+    prediction_rows = {name: first_rows(ds, cfg.max_eval_samples) for name, ds in splits.prediction.items()}
     key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), cfg.max_seq_length)
     encoded = {name: encode(ds, tokenizer, cfg, key) for name, ds in (rows | prediction_rows).items()}
     stats = {name: split_stats(ds, labels, cfg.max_seq_length) for name, ds in encoded.items()}
@@ -91,7 +92,7 @@ def build(
     model_inputs = {
         name: ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names]) for name, ds in encoded.items()
     }
-    collate = _ModelInputCollator(tokenizer, cfg.pad_to_multiple_of)
+    collate = DynamicPadding(tokenizer, cfg.pad_to_multiple_of, MODEL_COLUMNS)
     task = TaskSpec(
         kind=TaskKind.sequence_classification,
         vocab_size=len(tokenizer),
@@ -177,16 +178,6 @@ def split_stats(encoded: datasets.Dataset, labels: LabelSpace, max_seq_length: i
     return stats
 
 
-class _ModelInputCollator:
-    """Dynamic padding of the model's inputs (to the longest example, rounded up to a multiple)."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> None:
-        self.pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
-
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        return dict(self.pad([{k: v for k, v in f.items() if k in MODEL_COLUMNS} for f in features]))
-
-
 def classification_eval_outputs(batch: dict[str, torch.Tensor], output: Any) -> dict[str, torch.Tensor]:
     """What to gather per example: the head's logits, and the label when the split has one."""
     gathered = {"logits": output.logits.float()}
@@ -222,10 +213,6 @@ def prediction_table(
             [i, p, g] for i, p, g in zip(rows[INDEX], predictions, gold, strict=True)
         ]
     return ["index", "prediction"], [[i, p] for i, p in zip(rows[INDEX], predictions, strict=True)]
-
-
-def _head(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
-    return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
 
 
 def _short(value: Any) -> str:

@@ -15,14 +15,14 @@ from typing import Any
 
 import datasets
 import numpy as np
-import torch
-from transformers import DataCollatorForTokenClassification, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from bertkit.config import NerDataConfig
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
 from bertkit.data.caching import fingerprint, tokenizer_fingerprint
 from bertkit.data.conll_reader import LINE, TAGS, WORDS, read_columns, read_hub
 from bertkit.data.files import file_keys
+from bertkit.data.fine_tuning import DynamicPadding, first_rows
 from bertkit.data.masking import IGNORE_INDEX
 from bertkit.errors import DataError
 
@@ -41,13 +41,11 @@ def build(cfg: NerDataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Pat
     datasets_cache = str(cache_dir / "datasets")
     sentences, origin = _read(cfg, datasets_cache)
     labels = tag_set(sentences["train"])
+    sentences["train"] = first_rows(sentences["train"], cfg.max_train_samples)
     for split in ("validation", "test"):
         if split in sentences:
             check_tags(sentences[split], labels, getattr(cfg, _FILES[split]) or f"{cfg.hub_name} {split}")
-    sentences["train"] = _head(sentences["train"], cfg.max_train_samples)
-    for split in ("validation", "test"):
-        if split in sentences:
-            sentences[split] = _head(sentences[split], cfg.max_eval_samples)
+            sentences[split] = first_rows(sentences[split], cfg.max_eval_samples)
 
     key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), cfg.max_seq_length, cfg.stride,
                       cfg.label_all_subtokens, labels)  # fmt: skip
@@ -58,7 +56,7 @@ def build(cfg: NerDataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Pat
     decoders = {split: WordTags(sentences[split], features[split], labels) for split in sentences if split != "train"}
     model_inputs = {split: ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
                     for split, ds in features.items()}  # fmt: skip
-    collate = _Collator(tokenizer, cfg.pad_to_multiple_of)
+    collate = DynamicPadding(tokenizer, cfg.pad_to_multiple_of, MODEL_COLUMNS, token_labels=True)
     return DataBundle(
         task=TaskSpec(
             kind=TaskKind.token_classification,
@@ -229,19 +227,3 @@ class WordTags:
             lines += [f"{w} {g} {p}" for w, g, p in zip(words, gold, predicted, strict=True)]
             lines.append("")
         return "\n".join(lines) + "\n"
-
-
-def _head(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
-    return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
-
-
-class _Collator:
-    """Dynamic padding of inputs and labels (labels with the ignored index), rounded up to a multiple."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> None:
-        self.pad = DataCollatorForTokenClassification(
-            tokenizer, pad_to_multiple_of=pad_to_multiple_of, label_pad_token_id=IGNORE_INDEX, return_tensors="pt"
-        )
-
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        return dict(self.pad([{k: v for k, v in f.items() if k in MODEL_COLUMNS} for f in features]))

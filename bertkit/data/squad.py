@@ -15,14 +15,15 @@ from typing import Any
 
 import datasets
 import numpy as np
-import torch
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from bertkit.config import SquadDataConfig
 from bertkit.data import squad_answers
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
 from bertkit.data.caching import fingerprint, tokenizer_fingerprint
 from bertkit.data.files import file_keys
+from bertkit.data.fine_tuning import DynamicPadding, first_rows
+from bertkit.data.squad_answers import EXAMPLE, OFFSET_ENDS, OFFSET_STARTS
 from bertkit.data.squad_reader import (
     ANSWER_FOUND,
     ANSWER_REALIGNED,
@@ -40,9 +41,6 @@ from bertkit.errors import DataError
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1  # bump when features change, to retire old caches
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions")
-EXAMPLE, OFFSET_STARTS, OFFSET_ENDS = "example_index", "char_starts", "char_ends"
-"""Evaluation features keep their question's row and, per token, its character span in the context
-((-1, -1) for question and special tokens): what maps logits back to text."""
 QUESTION_TRUNCATED, ANSWER_IN_WINDOW = "question_truncated", "answer_in_window"
 
 
@@ -56,8 +54,8 @@ def build(cfg: SquadDataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: P
     # out of training (and counted); in evaluation their reference texts still score predictions.
     found_nowhere = len(questions["train"]) - int(np.sum(questions["train"][ANSWER_FOUND]))
     questions["train"] = questions["train"].filter(lambda found: found, input_columns=ANSWER_FOUND)
-    questions["train"] = _head(questions["train"], cfg.max_train_samples)
-    questions["validation"] = _head(questions["validation"], cfg.max_eval_samples)
+    questions["train"] = first_rows(questions["train"], cfg.max_train_samples)
+    questions["validation"] = first_rows(questions["validation"], cfg.max_eval_samples)
 
     key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), cfg.max_seq_length, cfg.doc_stride,
                       cfg.max_query_length)  # fmt: skip
@@ -76,7 +74,7 @@ def build(cfg: SquadDataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: P
         )
 
     decoder = squad_answers.AnswerDecoder.from_features(cfg, questions["validation"], evaluation)
-    collate = _FeatureCollator(tokenizer, cfg.pad_to_multiple_of)
+    collate = DynamicPadding(tokenizer, cfg.pad_to_multiple_of, MODEL_COLUMNS)
     return DataBundle(
         task=TaskSpec(
             kind=TaskKind.question_answering,
@@ -227,17 +225,3 @@ def split_stats(questions: datasets.Dataset, features: datasets.Dataset) -> dict
 
 def _first_features(examples: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, examples[1:] != examples[:-1]])
-
-
-def _head(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
-    return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
-
-
-class _FeatureCollator:
-    """Dynamic padding of the model's inputs, rounded up to a multiple."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> None:
-        self.pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
-
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        return dict(self.pad([{k: v for k, v in f.items() if k in MODEL_COLUMNS} for f in features]))

@@ -19,6 +19,9 @@ import pyarrow.compute as pc
 from bertkit.config import SquadDataConfig, SquadVersion
 from bertkit.data.squad_reader import ANSWER_STARTS, ANSWER_TEXTS, CONTEXT, ID
 
+EXAMPLE, OFFSET_STARTS, OFFSET_ENDS = "example_index", "char_starts", "char_ends"
+"""Evaluation features keep their question's row and, per token, its character span in the context
+((-1, -1) for question and special tokens): what maps logits back to text."""
 _NO_SPAN = 1e9
 """v2 null odds of a question without any allowed span (JSON has no infinity)."""
 
@@ -39,8 +42,6 @@ class AnswerDecoder:
 
     @classmethod
     def from_features(cls, cfg: SquadDataConfig, questions: datasets.Dataset, features: datasets.Dataset):
-        from bertkit.data.squad import EXAMPLE, OFFSET_ENDS, OFFSET_STARTS
-
         def per_feature(name: str) -> list[np.ndarray]:
             column = features.data.column(name).combine_chunks()
             flat = pc.list_flatten(column).to_numpy(zero_copy_only=False)
