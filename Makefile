@@ -21,6 +21,9 @@ SQUAD_SUFFIX := $(if $(filter v2,$(VERSION)),v2.0,v1.1)
 # CoNLL-2003 in its original files (CONLL_DIR/eng.train, eng.testa, eng.testb); empty: the Hub (network).
 CONLL_DIR ?=
 ARGS ?=
+# make bench: the corpus-building baseline is google-research/bert's script, run by a Python with TensorFlow.
+GOOGLE_BERT_DIR ?=
+TF_PYTHON ?=
 PYTEST_ARGS ?=
 # Training processes: PROCESSES=2 on a CPU machine trains two processes as one gloo group (see README,
 # "Several processes"). Each gets an equal share of the cores: `accelerate launch` would give it one thread.
@@ -76,6 +79,10 @@ finetune-ner: ## Fine-tune on CoNLL-2003 NER (MODEL=, CONLL_DIR= (default: the H
 bench: ## Speed benchmarks against stock Hugging Face (ratios; tables in benchmarks/results/bench.md)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/pretrain_throughput.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/finetune_throughput.py
+	$(if $(and $(GOOGLE_BERT_DIR),$(TF_PYTHON)),$(BIN)/python benchmarks/corpus_building.py \
+		--google-bert "$(GOOGLE_BERT_DIR)" --tf-python "$(TF_PYTHON)",\
+		@echo "corpus building skipped: its baseline needs GOOGLE_BERT_DIR= and TF_PYTHON= (benchmarks/README.md)")
+	$(BIN)/python benchmarks/pretrain_end_to_end.py
 	$(BIN)/python benchmarks/summary.py
 
 test: lint ## Lint, then run the whole test suite (what CI runs)

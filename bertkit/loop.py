@@ -155,6 +155,8 @@ class LoopState:
     tokens: int = 0
     samples: int = 0
     train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    """Evaluations during training (eval_every, eval_every_epoch): the final one is timed on its own."""
     skipped_steps: int = 0
     """Optimizer steps whose update was dropped because the gradients were not finite."""
 
@@ -260,7 +262,9 @@ def train(
 
     def evaluate_during_training() -> None:
         with clock.paused():
+            started = time.perf_counter()
             history.append(_evaluate_all(accelerator, model, eval_loaders, bundle, score, state)[0])
+            state.eval_seconds += time.perf_counter() - started
         log_file.write(history[-1])
         model.train()
 
@@ -348,6 +352,7 @@ def train(
         "train_seconds": state.train_seconds,
         "tokens_per_second": state.tokens / state.train_seconds if state.train_seconds else 0.0,
         "samples_per_second": state.samples / state.train_seconds if state.train_seconds else 0.0,
+        "eval_seconds_during_training": state.eval_seconds,
         "final_eval_seconds": eval_seconds,
         "processes": accelerator.num_processes,
         "skipped_nonfinite_steps": state.skipped_steps,

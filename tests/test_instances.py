@@ -5,9 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from transformers import AutoTokenizer
 
 from bertkit.config import PretrainCorpusConfig
-from bertkit.data.pretraining import IS_NEXT, create_instances, truncate_seq_pair
+from bertkit.data.pretraining import IS_NEXT, create_instances, plain_encoder, truncate_seq_pair
+
+from .conftest import SHARED, requires_shared
 
 MAX_SEQ_LENGTH = 128
 DOCUMENTS = 500
@@ -114,3 +117,45 @@ def test_truncate_seq_pair_trims_the_longer_side_from_both_ends():
     assert b == list(range(1000, 1010))  # the shorter side is left alone
     assert a[0] > 0 and a[-1] < 99  # both ends of the longer side were cut
     assert a == list(range(a[0], a[0] + len(a)))
+
+
+def one_token_at_a_time(length_a: int, length_b: int, max_tokens: int) -> tuple[int, int]:
+    """The lengths google-research/bert's loop ends with: cut the longer list (the second on a tie)."""
+    while length_a + length_b > max_tokens:
+        if length_a > length_b:
+            length_a -= 1
+        else:
+            length_b -= 1
+    return length_a, length_b
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_truncate_seq_pair_ends_where_cutting_one_token_at_a_time_ends(seed):
+    rng = random.Random(seed)
+    fronts = cuts = 0
+    for _ in range(500):
+        a_length, b_length, max_tokens = rng.randint(1, 300), rng.randint(1, 300), rng.randint(2, 200)
+        a, b = list(range(a_length)), list(range(10_000, 10_000 + b_length))
+        dropped = truncate_seq_pair(a, b, max_tokens, rng)
+        assert (len(a), len(b)) == one_token_at_a_time(a_length, b_length, max_tokens)
+        assert dropped == a_length + b_length - len(a) - len(b)
+        for kept, first in ((a, 0), (b, 10_000)):
+            if kept:
+                assert kept == list(range(kept[0], kept[0] + len(kept)))  # a contiguous slice of what was there
+                fronts += kept[0] - first
+        cuts += dropped
+    assert 0.4 < fronts / cuts < 0.6  # each cut token comes off the front or the back with equal odds
+
+
+@requires_shared
+def testplain_encoder_gives_the_ids_of_the_tokenizer_call_even_with_saved_padding_and_truncation():
+    tokenizer = AutoTokenizer.from_pretrained(SHARED / "models" / "all-MiniLM-L6-v2")
+    tokenizer.backend_tokenizer.enable_padding(length=16)  # as a tokenizer.json saved with padding would
+    tokenizer.backend_tokenizer.enable_truncation(max_length=8)
+    rng = random.Random(0)
+    alphabet = "abcXYZ éüñ-,.'\"?!$€中文\t\u00a0\u2028\x07 Ⅻ ﬁ 😀"
+    texts = ["Héllo, WORLD! It's 3.14 naïve cafés", "", "   ", "中文字符 and ﬁnance", "a" * 300]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(300)]
+    expected = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    assert plain_encoder(tokenizer)(texts) == expected
+    assert max(map(len, expected)) > 16  # the call lifted the backend's padding and truncation too

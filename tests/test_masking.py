@@ -100,6 +100,20 @@ def test_special_tokens_and_padding_are_never_masked(tokenizer, tables):
             assert (batch["input_ids"][row, n:] == tokenizer.pad_token_id).all()
 
 
+def words_and_partial_words(ids: list[int], selected: list[bool], tables, sep_id: int) -> tuple[int, int]:
+    """(words, words with some but not all pieces selected) of one instance."""
+    words = partially = 0
+    word: list[int] = []
+    for position, token in enumerate(ids + [sep_id]):
+        if word and (tables.word_start[token] or tables.special[token]):
+            words += 1
+            partially += len({selected[p] for p in word}) > 1
+            word = []
+        if position < len(ids) and not tables.special[token]:
+            word.append(position)
+    return words, partially
+
+
 def test_whole_word_masking_masks_all_pieces_or_none(tokenizer, tables):
     collate = PretrainingCollator(tables, MaskingConfig(whole_word=True), seed=2)
     words_seen = partially = 0
@@ -110,18 +124,34 @@ def test_whole_word_masking_masks_all_pieces_or_none(tokenizer, tables):
         for row, feature in enumerate(features):
             ids = feature["input_ids"]
             selected = (batch["labels"][row, : len(ids)] != IGNORE_INDEX).tolist()
-            word: list[int] = []
-            for position, token in enumerate(ids + [tokenizer.sep_token_id]):
-                if word and (tables.word_start[token] or tables.special[token]):
-                    flags = {selected[p] for p in word}
-                    words_seen += 1
-                    partially += len(flags) > 1
-                    word = []
-                if position < len(ids) and not tables.special[token]:
-                    word.append(position)
+            words, partial = words_and_partial_words(ids, selected, tables, tokenizer.sep_token_id)
+            words_seen, partially = words_seen + words, partially + partial
             chosen += sum(selected)
             maskable += int((~tables.special[torch.tensor(ids)]).sum())
     assert words_seen > 5000 and partially == 0
+    assert 0.10 < chosen / maskable < 0.20
+
+
+def test_static_masks_of_instances_masked_together_stay_within_each_instance(tokenizer, tables):
+    """mask_instances masks a document's instances as one row: no word runs across an instance boundary,
+    even one that starts with a word piece, and every instance keeps its length."""
+    words_seen = partially = chosen = maskable = 0
+    for seed in range(10):
+        instances = [f["input_ids"] for f in random_instances(32, tokenizer, seed, pieces=True)]
+        piece = tokenizer.convert_tokens_to_ids(PIECES[0])
+        instances = [[ids[0], piece, *ids[1:]] if row % 3 == 0 else ids for row, ids in enumerate(instances)]
+        generator = torch.Generator().manual_seed(seed)
+        inputs, labels = mask_instances(instances, MaskingConfig(whole_word=True), tables, generator)
+        for ids, masked, label in zip(instances, inputs, labels, strict=True):
+            assert len(masked) == len(label) == len(ids)
+            selected = [value != IGNORE_INDEX for value in label]
+            assert all(label[p] == ids[p] for p in range(len(ids)) if selected[p])
+            assert not any(selected[p] for p, token in enumerate(ids) if tables.special[token])
+            words, partial = words_and_partial_words(ids, selected, tables, tokenizer.sep_token_id)
+            words_seen, partially = words_seen + words, partially + partial
+            chosen += sum(selected)
+            maskable += sum(not tables.special[token] for token in ids)
+    assert words_seen > 2000 and partially == 0
     assert 0.10 < chosen / maskable < 0.20
 
 
