@@ -239,35 +239,41 @@ class PretrainCorpusConfig:
         )
 
 
-def _check_fine_tuning_data(cfg) -> None:
-    """Settings every fine-tuning data recipe has: padding multiple, sample limits, tokenization processes."""
-    _require(cfg.pad_to_multiple_of is None or cfg.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1")
-    for key in ("max_train_samples", "max_eval_samples"):
-        value = getattr(cfg, key)
-        _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
-    _require(cfg.num_proc >= 1, "data.num_proc", "must be >= 1")
-
-
 @dataclass(kw_only=True, slots=True)
-class SentenceTaskConfig:
-    """Settings shared by the recipes that classify a sentence or a sentence pair (GLUE, your own data)."""
+class FineTuningDataConfig:
+    """Settings every fine-tuning data recipe has (GLUE, your own data, SQuAD, NER)."""
 
-    max_seq_length: int = 128
-    """Tokens per example, special tokens included; longer examples are truncated and counted."""
     pad_to_multiple_of: int | None = 8
     """Batches are padded to their longest example, rounded up to this (tensor cores like multiples of 8)."""
     max_train_samples: int | None = None
     """Use only the first N training examples (quick trials, debugging)."""
     max_eval_samples: int | None = None
     """Use only the first N examples of each evaluation and prediction split."""
-    predict: bool = True
-    """Predict the unlabeled test split(s) and write them under predictions/."""
     num_proc: int = 1
     """Worker processes for tokenization."""
 
     def __post_init__(self) -> None:
+        _require(
+            self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1"
+        )
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, f"data.{key}", "must be >= 1")
+        _require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+
+
+@dataclass(kw_only=True, slots=True)
+class SentenceTaskConfig(FineTuningDataConfig):
+    """Settings shared by the recipes that classify a sentence or a sentence pair (GLUE, your own data)."""
+
+    max_seq_length: int = 128
+    """Tokens per example, special tokens included; longer examples are truncated and counted."""
+    predict: bool = True
+    """Predict the unlabeled test split(s) and write them under predictions/."""
+
+    def __post_init__(self) -> None:
         _require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
-        _check_fine_tuning_data(self)
+        FineTuningDataConfig.__post_init__(self)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -312,7 +318,7 @@ class SquadVersion(StrEnum):
 
 
 @dataclass(kw_only=True, slots=True)
-class SquadDataConfig:
+class SquadDataConfig(FineTuningDataConfig):
     """Data recipe: extractive question answering on SQuAD-format JSON files, or the Hub's SQuAD."""
 
     version: SquadVersion = SquadVersion.v1
@@ -335,12 +341,6 @@ class SquadDataConfig:
     """Longest answer span predicted, in tokens."""
     null_score_diff_threshold: float = 0.0
     """v2: predict no answer when null score - best span score exceeds this."""
-    pad_to_multiple_of: int | None = 8
-    max_train_samples: int | None = None
-    """Use only the first N training questions."""
-    max_eval_samples: int | None = None
-    """Use only the first N evaluation questions."""
-    num_proc: int = 1
 
     def __post_init__(self) -> None:
         _require(self.max_seq_length >= 32, "data.max_seq_length", "must be >= 32")
@@ -358,7 +358,7 @@ class SquadDataConfig:
         _require(0 < self.split_fraction < 1, "data.split_fraction", "must be in (0, 1)")
         _require(self.n_best_size >= 1, "data.n_best_size", "must be >= 1")
         _require(self.max_answer_length >= 1, "data.max_answer_length", "must be >= 1")
-        _check_fine_tuning_data(self)
+        FineTuningDataConfig.__post_init__(self)
         _require(
             self.train_file is not None or self.validation_file is None,
             "data.validation_file",
@@ -367,7 +367,7 @@ class SquadDataConfig:
 
 
 @dataclass(kw_only=True, slots=True)
-class NerDataConfig:
+class NerDataConfig(FineTuningDataConfig):
     """Data recipe: a tag per word, from CoNLL-style column files (CoNLL-2003 or your own) or the Hub."""
 
     train_file: str | None = None
@@ -388,15 +388,11 @@ class NerDataConfig:
     max_seq_length: int = 128
     stride: int = 32
     """Sub-tokens shared by consecutive windows of a sentence longer than max_seq_length."""
-    pad_to_multiple_of: int | None = 8
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    num_proc: int = 1
 
     def __post_init__(self) -> None:
         _require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
         _require(0 <= self.stride < self.max_seq_length // 2, "data.stride", "must be in [0, max_seq_length / 2)")
-        _check_fine_tuning_data(self)
+        FineTuningDataConfig.__post_init__(self)
         _require(
             self.train_file is not None or (self.validation_file is None and self.test_file is None),
             "data.train_file",
