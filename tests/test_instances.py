@@ -5,12 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from transformers import AutoTokenizer
 
 from bertkit.config import PretrainCorpusConfig
-from bertkit.data.pretraining import IS_NEXT, create_instances, plain_encoder, truncate_seq_pair
-
-from .conftest import SHARED, requires_shared
+from bertkit.data.pretraining import IS_NEXT, create_instances, truncate_seq_pair
 
 MAX_SEQ_LENGTH = 128
 DOCUMENTS = 500
@@ -145,17 +142,3 @@ def test_truncate_seq_pair_ends_where_cutting_one_token_at_a_time_ends(seed):
                 fronts += kept[0] - first
         cuts += dropped
     assert 0.4 < fronts / cuts < 0.6  # each cut token comes off the front or the back with equal odds
-
-
-@requires_shared
-def testplain_encoder_gives_the_ids_of_the_tokenizer_call_even_with_saved_padding_and_truncation():
-    tokenizer = AutoTokenizer.from_pretrained(SHARED / "models" / "all-MiniLM-L6-v2")
-    tokenizer.backend_tokenizer.enable_padding(length=16)  # as a tokenizer.json saved with padding would
-    tokenizer.backend_tokenizer.enable_truncation(max_length=8)
-    rng = random.Random(0)
-    alphabet = "abcXYZ éüñ-,.'\"?!$€中文\t\u00a0\u2028\x07 Ⅻ ﬁ 😀"
-    texts = ["Héllo, WORLD! It's 3.14 naïve cafés", "", "   ", "中文字符 and ﬁnance", "a" * 300]
-    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(300)]
-    expected = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
-    assert plain_encoder(tokenizer)(texts) == expected
-    assert max(map(len, expected)) > 16  # the call lifted the backend's padding and truncation too

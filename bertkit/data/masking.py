@@ -9,7 +9,9 @@ so all pieces of a word are chosen together or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -166,7 +168,8 @@ def mask_instances(
     one tensor conversion instead of one per instance."""
     if not instances:
         return [], []
-    ids = torch.tensor([token for instance in instances for token in instance], dtype=torch.long)[None]
+    total = sum(map(len, instances))
+    ids = torch.from_numpy(np.fromiter(chain.from_iterable(instances), dtype=np.int64, count=total))[None]
     inputs, labels = mask_tokens(
         ids, ~tables.special[ids], cfg, tables, draws_from(generator, tuple(ids.shape), tables.vocab_size)
     )
