@@ -164,7 +164,7 @@ class _InstanceBuilder:
         # this batch alone keeps the pages read resident only while the batch is built.
         self._column = _fresh_column(self.documents, TOKENIZED)
         try:
-            with garbage_collection_paused():
+            with garbage_collection_paused(), torch_single_threaded():
                 return self._instances(batch, indices)
         finally:
             self._column = None
@@ -226,6 +226,19 @@ def garbage_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def torch_single_threaded() -> Iterator[None]:
+    """Masks are drawn a document at a time, on tensors too small to split across threads: the extra threads
+    would only spin waiting (a third more CPU time for no speed on 2 cores). The parallelism of corpus building
+    is its processes (data.num_proc)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _fresh_column(dataset: datasets.Dataset, name: str) -> pa.ChunkedArray:
     """The column from a memory mapping of its own, released with it (a map() output has no indices mapping,
     so its cache files hold exactly its rows)."""
@@ -256,18 +269,19 @@ def create_instances(
     instances = []
     chunk: list[list[int]] = []
     chunk_length = 0
+    last = len(document) - 1
     i = 0
-    while i < len(document):
+    while i <= last:
         chunk.append(document[i])
         chunk_length += len(document[i])
-        if i == len(document) - 1 or chunk_length >= target:
+        if i == last or chunk_length >= target:
             random_next = None
             if len(chunk) == 1:
                 # The original forces RandomNext on a one-sentence chunk, which skews NSP (documents with a
                 # short target become almost all RandomNext). Here the coin is drawn as for any chunk, and
                 # on IsNext the following sentence is segment B. A lone last sentence has no next one to
                 # offer, so it makes no instance (flipping the coin and dropping IsNext would skew NSP too).
-                if i + 1 == len(document):
+                if i == last:
                     chunk = []
                 else:
                     random_next = rng.random() < cfg.random_next_prob
