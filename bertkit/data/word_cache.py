@@ -2,7 +2,7 @@
 
 Corpus building tokenizes every sentence once, and that is most of its time. A corpus repeats its words:
 35 novels are 5 million words but 30,000 distinct ones. So each distinct word goes through the tokenizer's
-own WordPiece model once, and every later occurrence is a dictionary lookup: 3.6x the speed of
+own WordPiece model once, and every later occurrence is a dictionary lookup: 5.5x the speed of
 `encode_batch_fast` on Gutenberg text, with the same ids.
 
 Cutting a sentence into words is the one step done here instead of by the tokenizer, and only where it is
