@@ -9,7 +9,7 @@ so all pieces of a word are chosen together or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain
 
 import numpy as np
 import torch
@@ -168,17 +168,13 @@ def mask_instances(
     one tensor conversion instead of one per instance."""
     if not instances:
         return [], []
-    total = sum(map(len, instances))
-    ids = torch.from_numpy(np.fromiter(chain.from_iterable(instances), dtype=np.int64, count=total))[None]
+    ends = list(accumulate(map(len, instances)))
+    ids = torch.from_numpy(np.fromiter(chain.from_iterable(instances), dtype=np.int64, count=ends[-1]))[None]
     inputs, labels = mask_tokens(
         ids, ~tables.special[ids], cfg, tables, draws_from(generator, tuple(ids.shape), tables.vocab_size)
     )
-    return _split_row(inputs[0].tolist(), instances), _split_row(labels[0].tolist(), instances)
+    return _split_row(inputs[0].tolist(), ends), _split_row(labels[0].tolist(), ends)
 
 
-def _split_row(row: list[int], instances: list[list[int]]) -> list[list[int]]:
-    pieces, start = [], 0
-    for instance in instances:
-        pieces.append(row[start : start + len(instance)])
-        start += len(instance)
-    return pieces
+def _split_row(row: list[int], ends: list[int]) -> list[list[int]]:
+    return [row[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]

@@ -38,8 +38,6 @@ class PlainEncoder:
         self.backend = copy.deepcopy(tokenizer.backend_tokenizer)
         self.backend.no_padding()
         self.backend.no_truncation()
-        # encode_batch_fast skips the character offsets no instance uses (older tokenizers lack it).
-        self._encode_batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
         spec = json.loads(self.backend.to_str())
         normalizer, pre_tokenizer = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}
         self.cached = (
@@ -48,20 +46,25 @@ class PlainEncoder:
             and spec["model"].get("type") == "WordPiece"
         )
         self.lowercase = bool(normalizer.get("lowercase"))
-        added = sorted((token["content"] for token in spec.get("added_tokens", [])), key=len, reverse=True)
+        added = [token["content"] for token in spec.get("added_tokens", [])]
         self._added = re.compile("|".join(map(re.escape, added)), re.IGNORECASE) if added else None
         self._words: dict[str, list[int]] = {}
 
     def __call__(self, texts: list[str]) -> list[list[int]]:
         if not self.cached:
-            return [encoding.ids for encoding in self._encode_batch(texts, add_special_tokens=False)]
+            return self._encode(texts)
         ids: list[list[int] | None] = [self._cached_ids(text) if self._is_plain(text) else None for text in texts]
         rest = [i for i, found in enumerate(ids) if found is None]
         if rest:
-            encodings = self._encode_batch([texts[i] for i in rest], add_special_tokens=False)
-            for i, encoding in zip(rest, encodings, strict=True):
-                ids[i] = encoding.ids
+            for i, encoded in zip(rest, self._encode([texts[i] for i in rest]), strict=True):
+                ids[i] = encoded
         return ids  # type: ignore[return-value]
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """The tokenizer's own path; encode_batch_fast skips the character offsets no instance uses (older
+        tokenizers lack it)."""
+        encode_batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        return [encoding.ids for encoding in encode_batch(texts, add_special_tokens=False)]
 
     def _is_plain(self, text: str) -> bool:
         return (
@@ -83,11 +86,5 @@ class PlainEncoder:
         return ids
 
     def __getstate__(self) -> dict:
-        # Pickled into worker processes: each starts with an empty cache (the bound method is rebuilt).
-        state = self.__dict__.copy()
-        state["_words"], state["_encode_batch"] = {}, None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._encode_batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        # Pickled into worker processes: each starts with an empty cache.
+        return self.__dict__ | {"_words": {}}
