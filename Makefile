@@ -41,7 +41,7 @@ LAUNCH ?= $(BIN)/python -m bertkit.launch $(if $(filter-out 1,$(PROCESSES)),--cp
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pretrain finetune-glue finetune-squad finetune-ner bench test test-fast lint format clean
+.PHONY: help setup pretrain finetune-glue finetune-squad finetune-ner bench bench-gpu test test-fast lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -83,6 +83,10 @@ bench: ## Speed benchmarks against stock Hugging Face (ratios; tables in benchma
 		--google-bert "$(GOOGLE_BERT_DIR)" --tf-python "$(TF_PYTHON)",\
 		@echo "corpus building skipped: its baseline needs GOOGLE_BERT_DIR= and TF_PYTHON= (benchmarks/README.md)")
 	$(BIN)/python benchmarks/pretrain_end_to_end.py
+	$(BIN)/python benchmarks/summary.py
+
+bench-gpu: ## On a CUDA machine: BERT-base pretraining (bf16, MFU) and SQuAD-length fine-tuning vs plain HF loops
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/gpu_throughput.py --compile $(ARGS)
 	$(BIN)/python benchmarks/summary.py
 
 test: lint ## Lint, then run the whole test suite (what CI runs)

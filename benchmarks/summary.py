@@ -11,6 +11,7 @@ SECTIONS = {
     "finetune_throughput": "Fine-tuning throughput on real GLUE sentences (python benchmarks/finetune_throughput.py)",
     "corpus_building": "Corpus building vs google-research/bert (python benchmarks/corpus_building.py)",
     "pretrain_end_to_end": "End-to-end make pretrain (python benchmarks/pretrain_end_to_end.py)",
+    "gpu_throughput": "GPU training throughput, bf16 (python benchmarks/gpu_throughput.py)",
     "corpus_memory": "Corpus building memory, Gutenberg x1 vs x10 (python benchmarks/corpus_memory.py)",
     "glue_accuracy": "GLUE accuracy vs plain HF (python benchmarks/glue_accuracy.py)",
     "squad_accuracy": "SQuAD accuracy vs plain HF (python benchmarks/accuracy.py squad)",

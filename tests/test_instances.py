@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pyarrow as pa
 import pytest
 
 from bertkit.config import PretrainCorpusConfig
-from bertkit.data.pretraining import IS_NEXT, create_instances, truncate_seq_pair
+from bertkit.data.pretraining import IS_NEXT, TokenizedDocuments, create_instances, truncate_seq_pair
 
 MAX_SEQ_LENGTH = 128
 DOCUMENTS = 500
@@ -29,17 +30,43 @@ def origin(token: int) -> tuple[int, int]:
     return token // 10_000, (token % 10_000) // 100
 
 
-def build_all(documents, cfg: PretrainCorpusConfig):
-    def random_document(index, rng, start_fraction, min_tokens):
-        sentences = documents[index]
-        return sentences[int(start_fraction * len(sentences)) :]
+def as_column(documents: list[list[list[int]]], chunks: int = 3) -> pa.ChunkedArray:
+    """The documents as a tokenized Arrow column, in several chunks as a dataset's cache files make it."""
+    step = -(-len(documents) // chunks)
+    kind = pa.list_(pa.list_(pa.int32()))
+    return pa.chunked_array([pa.array(documents[i : i + step], type=kind) for i in range(0, len(documents), step)])
 
+
+def build_all(documents, cfg: PretrainCorpusConfig):
+    """(document, tokens of A, tokens of B, label, truncated) of every instance, via the Arrow column."""
+    corpus = TokenizedDocuments(as_column(documents))
     instances = []
-    for index, document in enumerate(documents):
+    for index in range(len(documents)):
+        tokens, bounds = corpus.document(index)
         rng = random.Random(f"{cfg.seed}/{index}")
-        for a, b, label, dropped in create_instances(document, index, len(documents), random_document, cfg, rng):
-            instances.append((index, a, b, label, dropped))
+        for a_start, a_end, b_tokens, b_start, b_end, label, dropped in create_instances(
+            bounds.tolist(), index, len(corpus), corpus.segment, cfg, rng
+        ):
+            b_tokens = tokens if b_tokens is None else b_tokens
+            instances.append((index, tokens[a_start:a_end].tolist(), b_tokens[b_start:b_end].tolist(), label, dropped))
     return instances
+
+
+def test_documents_and_segments_read_from_the_arrow_column():
+    documents = synthetic_documents(10, seed=2)
+    corpus = TokenizedDocuments(as_column(documents))
+    assert len(corpus) == 10
+    for index, document in enumerate(documents):
+        tokens, bounds = corpus.document(index)
+        assert [tokens[s:e].tolist() for s, e in zip(bounds[:-1], bounds[1:], strict=True)] == document
+        lengths = [len(sentence) for sentence in document]
+        for fraction, need in ((0.0, 1), (0.5, 30), (0.99, 1000), (0.3, 10_000)):
+            tokens, start, end = corpus.segment(index, fraction, need)
+            first = int(fraction * len(document))
+            # Whole sentences from the chosen one, stopping at the first that reaches `need` tokens.
+            taken = next((k + 1 for k in range(first, len(document)) if sum(lengths[first : k + 1]) >= need),
+                         len(document))  # fmt: skip
+            assert tokens[start:end].tolist() == [t for sentence in document[first:taken] for t in sentence]
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +133,19 @@ def test_short_seq_prob_gives_shorter_targets():
     assert sum(lengths[1.0]) / len(lengths[1.0]) < 0.8 * sum(lengths[0.0]) / len(lengths[0.0])
 
 
+def truncated(a: list[int], b: list[int], max_tokens: int, rng: random.Random) -> tuple[list[int], list[int], int]:
+    front_a, back_a, front_b, back_b = truncate_seq_pair(len(a), len(b), max_tokens, rng)
+    return a[front_a : len(a) - back_a], b[front_b : len(b) - back_b], front_a + back_a + front_b + back_b
+
+
 def test_truncate_seq_pair_trims_the_longer_side_from_both_ends():
     rng = random.Random(0)
-    a, b = list(range(100)), list(range(1000, 1010))
-    dropped = truncate_seq_pair(a, b, 40, rng)
+    a, b, dropped = truncated(list(range(100)), list(range(1000, 1010)), 40, rng)
     assert dropped == 70 and len(a) + len(b) == 40
     assert b == list(range(1000, 1010))  # the shorter side is left alone
     assert a[0] > 0 and a[-1] < 99  # both ends of the longer side were cut
     assert a == list(range(a[0], a[0] + len(a)))
+    assert truncate_seq_pair(20, 20, 40, rng) == (0, 0, 0, 0)
 
 
 def one_token_at_a_time(length_a: int, length_b: int, max_tokens: int) -> tuple[int, int]:
@@ -132,13 +164,11 @@ def test_truncate_seq_pair_ends_where_cutting_one_token_at_a_time_ends(seed):
     fronts = cuts = 0
     for _ in range(500):
         a_length, b_length, max_tokens = rng.randint(1, 300), rng.randint(1, 300), rng.randint(2, 200)
-        a, b = list(range(a_length)), list(range(10_000, 10_000 + b_length))
-        dropped = truncate_seq_pair(a, b, max_tokens, rng)
+        a, b, dropped = truncated(list(range(a_length)), list(range(10_000, 10_000 + b_length)), max_tokens, rng)
         assert (len(a), len(b)) == one_token_at_a_time(a_length, b_length, max_tokens)
         assert dropped == a_length + b_length - len(a) - len(b)
         for kept, first in ((a, 0), (b, 10_000)):
             if kept:
-                assert kept == list(range(kept[0], kept[0] + len(kept)))  # a contiguous slice of what was there
                 fronts += kept[0] - first
         cuts += dropped
     assert 0.4 < fronts / cuts < 0.6  # each cut token comes off the front or the back with equal odds

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import BertTokenizerFast
 
 from bertkit.config import MaskingConfig
-from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTables, mask_instances
+from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTables, mask_row
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [f"w{i}" for i in range(200)]
@@ -132,8 +133,16 @@ def test_whole_word_masking_masks_all_pieces_or_none(tokenizer, tables):
     assert 0.10 < chosen / maskable < 0.20
 
 
+def masked_one_by_one(instances: list[list[int]], cfg: MaskingConfig, tables, generator):
+    """mask_row on the instances laid end to end, split back into (inputs, labels) per instance."""
+    inputs, labels = mask_row(np.array([t for ids in instances for t in ids], dtype=np.int32), cfg, tables, generator)
+    assert inputs.dtype == labels.dtype == np.int32
+    ends = np.cumsum([len(ids) for ids in instances])[:-1]
+    return [part.tolist() for part in np.split(inputs, ends)], [part.tolist() for part in np.split(labels, ends)]
+
+
 def test_static_masks_of_instances_masked_together_stay_within_each_instance(tokenizer, tables):
-    """mask_instances masks a document's instances as one row: no word runs across an instance boundary,
+    """mask_row masks a document's instances as one row: no word runs across an instance boundary,
     even one that starts with a word piece, and every instance keeps its length."""
     words_seen = partially = chosen = maskable = 0
     for seed in range(10):
@@ -141,7 +150,7 @@ def test_static_masks_of_instances_masked_together_stay_within_each_instance(tok
         piece = tokenizer.convert_tokens_to_ids(PIECES[0])
         instances = [[ids[0], piece, *ids[1:]] if row % 3 == 0 else ids for row, ids in enumerate(instances)]
         generator = torch.Generator().manual_seed(seed)
-        inputs, labels = mask_instances(instances, MaskingConfig(whole_word=True), tables, generator)
+        inputs, labels = masked_one_by_one(instances, MaskingConfig(whole_word=True), tables, generator)
         for ids, masked, label in zip(instances, inputs, labels, strict=True):
             assert len(masked) == len(label) == len(ids)
             selected = [value != IGNORE_INDEX for value in label]
@@ -176,7 +185,7 @@ def test_same_seed_same_masks_and_static_masks_pass_through(tokenizer, tables):
     second = PretrainingCollator(tables, MaskingConfig(), seed=9)(features)
     assert torch.equal(first["labels"], second["labels"])
 
-    ids, labels = mask_instances(
+    ids, labels = masked_one_by_one(
         [f["input_ids"] for f in features], MaskingConfig(), tables, torch.Generator().manual_seed(0)
     )
     static = [dict(f, input_ids=i, labels=lab) for f, i, lab in zip(features, ids, labels, strict=True)]

@@ -9,7 +9,6 @@ so all pieces of a word are chosen together or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import accumulate, chain
 
 import numpy as np
 import torch
@@ -158,23 +157,16 @@ class PretrainingCollator:
         }
 
 
-def mask_instances(
-    instances: list[list[int]], cfg: MaskingConfig, tables: VocabularyTables, generator: torch.Generator
-) -> tuple[list[list[int]], list[list[int]]]:
-    """Static masking of unpadded instances: (masked input ids, labels), one list per instance.
+def mask_row(
+    ids: np.ndarray, cfg: MaskingConfig, tables: VocabularyTables, generator: torch.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Static masking of unpadded instances laid end to end in one row: (masked ids, labels), int32.
 
-    The instances are masked as one concatenated row: each starts with [CLS] and ends with [SEP], which are
-    never chosen and end any whole word, so the row masks exactly as the instances would one by one, with
-    one tensor conversion instead of one per instance."""
-    if not instances:
-        return [], []
-    ends = list(accumulate(map(len, instances)))
-    ids = torch.from_numpy(np.fromiter(chain.from_iterable(instances), dtype=np.int64, count=ends[-1]))[None]
+    Each instance starts with [CLS] and ends with [SEP], which are never chosen and end any whole word, so
+    the row masks exactly as its instances would one by one, with one tensor operation per step instead of
+    one per instance."""
+    row = torch.from_numpy(ids.astype(np.int64))[None]
     inputs, labels = mask_tokens(
-        ids, ~tables.special[ids], cfg, tables, draws_from(generator, tuple(ids.shape), tables.vocab_size)
+        row, ~tables.special[row], cfg, tables, draws_from(generator, tuple(row.shape), tables.vocab_size)
     )
-    return _split_row(inputs[0].tolist(), ends), _split_row(labels[0].tolist(), ends)
-
-
-def _split_row(row: list[int], ends: list[int]) -> list[list[int]]:
-    return [row[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    return inputs[0].numpy().astype(np.int32), labels[0].numpy().astype(np.int32)

@@ -16,6 +16,7 @@ tokenizer, so a second run starts at once.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import logging
 import random
@@ -36,7 +37,7 @@ from bertkit.config import CorpusSource, MaskingMode, PretrainCorpusConfig
 from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec
 from bertkit.data.caching import fingerprint, tokenizer_fingerprint
 from bertkit.data.corpus import SENTENCES, load_documents, rows_per_batch
-from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTables, mask_instances
+from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTables, mask_row
 from bertkit.data.word_cache import PlainEncoder
 from bertkit.errors import DataError
 
@@ -78,17 +79,20 @@ def tokenize_documents(
 
     encode = PlainEncoder(tokenizer)
 
-    def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        flat = [sentence for document in batch[SENTENCES] for sentence in document]
+    def tokenize(batch: dict[str, list]) -> pa.Table:
+        documents = batch[SENTENCES]
         with garbage_collection_paused():
-            ids = encode(flat)
-        out, start = [], 0
-        for document in batch[SENTENCES]:
-            sentences = [s for s in ids[start : start + len(document)] if s]
-            start += len(document)
-            if sentences:  # a document without tokens could never give a random next segment
-                out.append(sentences)
-        return {TOKENIZED: out}
+            ids, lengths = encode([sentence for document in documents for sentence in document])
+        kept = lengths > 0
+        sentence_offsets = np.concatenate([[0], np.cumsum(lengths[kept])]).astype(np.int32)
+        sentences_per_document = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
+        document_of_sentence = np.repeat(np.arange(len(documents)), sentences_per_document)
+        kept_per_document = np.bincount(document_of_sentence[kept], minlength=len(documents))
+        # A document without tokens could never give a random next segment.
+        kept_per_document = kept_per_document[kept_per_document > 0]
+        document_offsets = np.concatenate([[0], np.cumsum(kept_per_document)]).astype(np.int32)
+        sentences = pa.ListArray.from_arrays(sentence_offsets, ids)
+        return pa.table({TOKENIZED: pa.ListArray.from_arrays(document_offsets, sentences)})
 
     # Documents per batch from their size, so that a batch of books holds as much text as one of short
     # articles: memory does not grow with the corpus, nor with the length of its documents.
@@ -122,22 +126,25 @@ def build_instances(
     features = dict(INSTANCE_FEATURES)
     if static_masks:
         features["labels"] = datasets.List(datasets.Value("int32"))
-    builder = _InstanceBuilder(tokenized, cfg, tables, cls_id, sep_id, static_masks, dupe_factor, split)
-    return tokenized.map(
+    features = datasets.Features(features)
+    builder = _InstanceBuilder(tokenized, cfg, tables, cls_id, sep_id, static_masks, dupe_factor, split, features)
+    # Arrow in, Arrow out: the builder slices token arrays and never turns a token into a Python object.
+    instances = tokenized.with_format("arrow").map(
         builder,
         batched=True,
         with_indices=True,
         batch_size=rows_per_batch(tokenized, _TOKENS_PER_BATCH, max(1, cfg.map_batch_size // 8)),
         num_proc=_num_proc(cfg, len(tokenized)),
         remove_columns=tokenized.column_names,
-        features=datasets.Features(features),
+        features=features,
         new_fingerprint=_fingerprint("instances", tokenized._fingerprint, key, split, static_masks, dupe_factor),
         desc=f"Building {split} instances",
     )
+    return instances.with_format(None)
 
 
 class _InstanceBuilder:
-    """The `datasets.map` function; it reads random documents straight from the Arrow table."""
+    """The `datasets.map` function: a batch of tokenized documents (an Arrow table) -> their instances."""
 
     def __init__(
         self,
@@ -149,74 +156,112 @@ class _InstanceBuilder:
         static_masks: bool,
         dupe_factor: int,
         split: str,
+        features: datasets.Features,
     ) -> None:
         self.documents = tokenized
         self.cfg = cfg
         self.tables = tables
-        self.cls_id, self.sep_id = cls_id, sep_id
+        self.cls, self.sep = np.array([cls_id], dtype=np.int32), np.array([sep_id], dtype=np.int32)
         self.static_masks = static_masks
         self.dupe_factor = dupe_factor
         self.split = split
-        self._column = None
+        self.schema = features.arrow_schema
 
-    def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+    def __call__(self, batch: pa.Table, indices: list[int]) -> pa.Table:
         # Random next segments come from anywhere in the corpus; a mapping of the tokenized cache opened for
         # this batch alone keeps the pages read resident only while the batch is built.
-        self._column = _fresh_column(self.documents, TOKENIZED)
-        try:
-            with garbage_collection_paused(), torch_single_threaded():
-                return self._instances(batch, indices)
-        finally:
-            self._column = None
+        corpus = TokenizedDocuments(_fresh_column(self.documents, TOKENIZED))
+        own = TokenizedDocuments(batch.column(TOKENIZED))
+        with garbage_collection_paused(), torch_single_threaded():
+            return self._instances(own, corpus, indices)
 
-    def _instances(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        out: dict[str, list] = {"input_ids": [], "next_sentence_label": [], "truncated_tokens": []}
-        if self.static_masks:
-            out["labels"] = []
-        for document, index in zip(batch[TOKENIZED], indices, strict=True):
+    def _instances(self, own: TokenizedDocuments, corpus: TokenizedDocuments, indices: list[int]) -> pa.Table:
+        rows: list[np.ndarray] = []  # per document and dupe: its instances end to end
+        masked_rows: list[np.ndarray] = []
+        lengths: list[int] = []
+        labels: list[int] = []
+        truncated: list[int] = []
+        for position, index in enumerate(indices):
+            tokens, bounds = own.document(position)
+            bounds = bounds.tolist()
             for dupe in range(self.dupe_factor):
                 rng = random.Random(f"{self.cfg.seed}/{self.split}/{dupe}/{index}")
-                instances = create_instances(document, index, len(self.documents), self._random_document, self.cfg, rng)
-                ids = [[self.cls_id, *a, self.sep_id, *b, self.sep_id] for a, b, _, _ in instances]
+                instances = create_instances(bounds, index, len(corpus), corpus.segment, self.cfg, rng)
+                if not instances:
+                    continue
+                pieces = []
+                for a_start, a_end, b_tokens, b_start, b_end, label, dropped in instances:
+                    b_tokens = tokens if b_tokens is None else b_tokens
+                    pieces += (self.cls, tokens[a_start:a_end], self.sep, b_tokens[b_start:b_end], self.sep)
+                    lengths.append(a_end - a_start + b_end - b_start + 3)
+                    labels.append(label)
+                    truncated.append(dropped)
+                rows.append(np.concatenate(pieces))
                 if self.static_masks:
                     generator = torch.Generator().manual_seed(rng.getrandbits(63))
-                    ids, labels = mask_instances(ids, self.cfg.masking, self.tables, generator)
-                    out["labels"].extend(labels)
-                out["input_ids"].extend(ids)
-                out["next_sentence_label"].extend(label for _, _, label, _ in instances)
-                out["truncated_tokens"].extend(dropped for _, _, _, dropped in instances)
-        return out
+                    rows[-1], masked = mask_row(rows[-1], self.cfg.masking, self.tables, generator)
+                    masked_rows.append(masked)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32))
+        columns = {
+            "input_ids": pa.ListArray.from_arrays(offsets, _concatenate(rows)),
+            "next_sentence_label": pa.array(labels, type=pa.int8()),
+            "truncated_tokens": pa.array(truncated, type=pa.int32()),
+        }
+        if self.static_masks:
+            columns["labels"] = pa.ListArray.from_arrays(offsets, _concatenate(masked_rows))
+        return pa.Table.from_pydict(columns, schema=self.schema)
 
-    def _random_document(self, index: int, rng: random.Random, start_fraction: float, min_tokens: int):
-        """Sentences of another document, from a random start until min_tokens (Arrow slices only).
 
-        Only a window of sentence lengths after the start is read, widened until it reaches min_tokens: a
-        document may be a whole book, and reading all its offsets for every random segment would page in
-        most of the corpus (and cost time)."""
-        sentences = self._column[index].values
-        start = int(start_fraction * len(sentences))
-        window = 16
-        while True:
-            lengths = pc.list_value_length(sentences.slice(start, window)).to_numpy()
-            reached = np.flatnonzero(np.cumsum(lengths) >= min_tokens)
-            if len(reached) or start + window >= len(sentences):
-                break
-            window *= 4
-        stop = start + (int(reached[0]) + 1 if len(reached) else len(lengths))
-        return sentences.slice(start, stop - start).to_pylist()
+class TokenizedDocuments:
+    """Random access to the documents of a tokenized column (list<list<int32>>): each one's tokens as a
+    numpy view of the Arrow buffer, and where its sentences start and end in it. Nothing is copied; of a
+    memory-mapped cache only the pages of what is read are touched."""
 
-    def __getstate__(self) -> dict:
-        # Pickled into worker processes: each one maps the Arrow file itself.
-        state = self.__dict__.copy()
-        state["_column"] = None
-        return state
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self._chunks = [
+            (
+                chunk.offsets.to_numpy(),  # document -> its first sentence
+                chunk.values.offsets.to_numpy(),  # sentence -> its first token
+                chunk.values.values.to_numpy(),  # tokens
+            )
+            for chunk in column.chunks
+        ]
+        self._first_rows = np.cumsum([0, *(len(chunk) for chunk in column.chunks)]).tolist()
+
+    def __len__(self) -> int:
+        return self._first_rows[-1]
+
+    def document(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, bounds): the document's sentences are tokens[bounds[k]:bounds[k + 1]]."""
+        documents, sentences, tokens = self._locate(index)
+        return tokens, sentences[documents[0] : documents[1] + 1]
+
+    def segment(self, index: int, start_fraction: float, min_tokens: int) -> tuple[np.ndarray, int, int]:
+        """(tokens, start, end): whole sentences of a document from a random start until min_tokens are
+        reached (or the document ends); a binary search, so a book-length document costs no more."""
+        documents, sentences, tokens = self._locate(index)
+        first, last = int(documents[0]), int(documents[1])  # last: one past the document's last sentence
+        start = first + int(start_fraction * (last - first))
+        target = sentences[start] + min_tokens
+        end = min(last, start + 1 + int(np.searchsorted(sentences[start + 1 : last + 1], target)))
+        return tokens, int(sentences[start]), int(sentences[end])
+
+    def _locate(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chunk = bisect.bisect_right(self._first_rows, index) - 1
+        documents, sentences, tokens = self._chunks[chunk]
+        row = index - self._first_rows[chunk]
+        return documents[row : row + 2], sentences, tokens
+
+
+def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
 
 
 @contextmanager
 def garbage_collection_paused() -> Iterator[None]:
-    """Tokens and instances are millions of small lists, none of them in a reference cycle; the cyclic
-    collector, triggered by their allocation, would scan every live list again and again (a third of the
-    building time on the Gutenberg corpus). Plain reference counting still frees them."""
+    """Tokenizing and instance building allocate many small objects, none of them in a reference cycle; the
+    cyclic collector, triggered by their allocation, would scan every live one again and again. Plain
+    reference counting still frees them."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -248,94 +293,92 @@ def _fresh_column(dataset: datasets.Dataset, name: str) -> pa.ChunkedArray:
     return pa.concat_tables(tables).column(name)
 
 
-RandomDocument = Callable[[int, random.Random, float, int], list[list[int]]]
-"""(document index, rng, start fraction, min tokens) -> sentences of that document from that point on."""
+RandomSegment = Callable[[int, float, int], tuple[Any, int, int]]
+"""(document index, start fraction, min tokens) -> (tokens of that document, start, end): whole sentences of
+it from that point on, until min tokens (see TokenizedDocuments.segment)."""
+
+Instance = tuple[int, int, Any, int, int, int, int]
+"""(a_start, a_end, b_tokens, b_start, b_end, next_sentence_label, truncated_tokens): segment A is
+tokens[a_start:a_end] of the document, B is b_tokens[b_start:b_end], b_tokens None meaning the document's own."""
 
 
 def create_instances(
-    document: list[list[int]],
+    bounds: list[int],
     document_index: int,
     num_documents: int,
-    random_document: RandomDocument,
+    random_segment: RandomSegment,
     cfg: PretrainCorpusConfig,
     rng: random.Random,
-) -> list[tuple[list[int], list[int], int, int]]:
-    """Instances (tokens_a, tokens_b, next_sentence_label, truncated_tokens) of one document."""
+) -> list[Instance]:
+    """Instances of one document, whose k-th sentence is tokens[bounds[k]:bounds[k + 1]]."""
     max_tokens = cfg.max_seq_length - 3  # [CLS], [SEP], [SEP]
     target = max_tokens
     if rng.random() < cfg.short_seq_prob:
         target = rng.randint(2, max_tokens)
 
     instances = []
-    chunk: list[list[int]] = []
-    chunk_length = 0
-    last = len(document) - 1
-    i = 0
+    last = len(bounds) - 2  # the last sentence
+    first = i = 0  # the chunk is sentences first..i
     while i <= last:
-        chunk.append(document[i])
-        chunk_length += len(document[i])
-        if i == last or chunk_length >= target:
+        if i == last or bounds[i + 1] - bounds[first] >= target:
+            sentences = i - first + 1
             random_next = None
-            if len(chunk) == 1:
+            if sentences == 1:
                 # The original forces RandomNext on a one-sentence chunk, which skews NSP (documents with a
                 # short target become almost all RandomNext). Here the coin is drawn as for any chunk, and
                 # on IsNext the following sentence is segment B. A lone last sentence has no next one to
                 # offer, so it makes no instance (flipping the coin and dropping IsNext would skew NSP too).
                 if i == last:
-                    chunk = []
+                    sentences = 0
                 else:
                     random_next = rng.random() < cfg.random_next_prob
                     if not random_next:
                         i += 1
-                        chunk.append(document[i])
-            if chunk:
-                a_end = 1 if len(chunk) < 2 else rng.randint(1, len(chunk) - 1)
-                tokens_a = [t for sentence in chunk[:a_end] for t in sentence]
+                        sentences = 2
+            if sentences:
+                a_sentences = 1 if sentences < 2 else rng.randint(1, sentences - 1)
+                a_start, a_end = bounds[first], bounds[first + a_sentences]
                 if random_next is None:
                     random_next = rng.random() < cfg.random_next_prob
                 if random_next:
                     label = RANDOM_NEXT
                     other = rng.randrange(num_documents - 1)
                     other += other >= document_index  # any document but this one
-                    need = max(1, target - len(tokens_a))
-                    sentences = random_document(other, rng, rng.random(), need)
-                    tokens_b = []
-                    for sentence in sentences:
-                        tokens_b.extend(sentence)
-                        if len(tokens_b) >= need:
-                            break
-                    i -= len(chunk) - a_end  # the unused sentences go back for the next instance
+                    need = max(1, target - (a_end - a_start))
+                    b_tokens, b_start, b_end = random_segment(other, rng.random(), need)
+                    i = first + a_sentences - 1  # the unused sentences go back for the next instance
                 else:
                     label = IS_NEXT
-                    tokens_b = [t for sentence in chunk[a_end:] for t in sentence]
-                dropped = truncate_seq_pair(tokens_a, tokens_b, max_tokens, rng)
-                if tokens_a and tokens_b:
-                    instances.append((tokens_a, tokens_b, label, dropped))
-            chunk, chunk_length = [], 0
+                    b_tokens, b_start, b_end = None, a_end, bounds[i + 1]
+                front_a, back_a, front_b, back_b = truncate_seq_pair(a_end - a_start, b_end - b_start, max_tokens, rng)
+                a_start, a_end, b_start, b_end = a_start + front_a, a_end - back_a, b_start + front_b, b_end - back_b
+                if a_end > a_start and b_end > b_start:
+                    instances.append(
+                        (a_start, a_end, b_tokens, b_start, b_end, label, front_a + back_a + front_b + back_b)
+                    )
+            first = i + 1
         i += 1
     return instances
 
 
-def truncate_seq_pair(tokens_a: list[int], tokens_b: list[int], max_tokens: int, rng: random.Random) -> int:
-    """Trim the longer list, from the front or the back at random, until both fit; returns tokens cut.
+def truncate_seq_pair(length_a: int, length_b: int, max_tokens: int, rng: random.Random) -> tuple[int, int, int, int]:
+    """Tokens to cut from (the front of A, its back, the front of B, its back) so that both fit.
 
     The original cuts one token at a time from the longer list (the second on a tie), from either end by a
     coin flip; noise it found helps. The counts that procedure ends with are computed here directly: the
     longer list is cut down to the shorter, the rest alternately, and the tokens cut at the front of each
     list are a binomial draw (one random bit per cut token) instead of a loop of coin flips.
     """
-    excess = len(tokens_a) + len(tokens_b) - max_tokens
+    excess = length_a + length_b - max_tokens
     if excess <= 0:
-        return 0
-    gap = len(tokens_a) - len(tokens_b)
+        return 0, 0, 0, 0
+    gap = length_a - length_b
     cut_a, cut_b = min(excess, max(gap, 0)), min(excess, max(-gap, 0))
     rest = excess - cut_a - cut_b
     cut_a, cut_b = cut_a + rest // 2, cut_b + rest - rest // 2
-    for tokens, cut in ((tokens_a, cut_a), (tokens_b, cut_b)):
-        if cut:
-            front = rng.getrandbits(cut).bit_count()
-            tokens[:] = tokens[front : len(tokens) - (cut - front)]
-    return excess
+    front_a = rng.getrandbits(cut_a).bit_count() if cut_a else 0
+    front_b = rng.getrandbits(cut_b).bit_count() if cut_b else 0
+    return front_a, cut_a - front_a, front_b, cut_b - front_b
 
 
 def summarize(documents: datasets.Dataset, tokenized: datasets.Dataset, instances: datasets.Dataset) -> dict[str, Any]:
