@@ -122,7 +122,7 @@ def run_bertkit(task: str, args, sizes: dict, tokenizer, examples, work: Path, c
         collate_train=collate,
         collate_eval=collate,
         eval_outputs=outputs,
-        count_tokens=lambda batch: int(batch["attention_mask"].sum()),
+        count_tokens=lambda batch: batch["attention_mask"].sum(),
     )
     cfg = TrainerConfig(
         per_device_batch_size=args.batch[task],

@@ -68,7 +68,8 @@ def make_accelerator(cfg: TrainerConfig, seed: int) -> Accelerator:
     accelerator = Accelerator(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=str(cfg.mixed_precision),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed),
+        # non_blocking: batches from pinned memory reach the GPU without the host waiting for the device.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed, non_blocking=True),
         project_config=ProjectConfiguration(automatic_checkpoint_naming=False),
         dynamo_backend="inductor" if cfg.torch_compile else "no",
         step_scheduler_with_optimizer=False,
@@ -259,8 +260,10 @@ def train(
     stop = _StopConditions(accelerator, cfg, clock)
     # With fp16 the gradient scaler skips overflowing steps itself; only other runs treat them as errors.
     check_finite = cfg.mixed_precision != MixedPrecision.fp16
+    nonfinite = _FirstNonFiniteStep(accelerator.device)
 
     def evaluate_during_training() -> None:
+        nonfinite.raise_if_seen()
         with clock.paused():
             started = time.perf_counter()
             history.append(_evaluate_all(accelerator, model, eval_loaders, bundle, score, state)[0])
@@ -269,6 +272,7 @@ def train(
         model.train()
 
     def save() -> Path:
+        nonfinite.raise_if_seen()  # never a checkpoint of weights updated with non-finite gradients
         state.train_seconds = clock.elapsed()
         with clock.paused():
             return checkpoint.save(accelerator, checkpoints, state.step, cfg.keep_last, asdict(state))
@@ -294,8 +298,12 @@ def train(
                         max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf
                         window.grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_norm)
                         # A tensor, or under DeepSpeed a float (None before its first step).
-                        if check_finite and window.grad_norm is not None and not math.isfinite(window.grad_norm):
-                            update = _nonfinite(cfg, state, window)
+                        norm = window.grad_norm
+                        if check_finite and norm is not None:
+                            if cfg.on_nonfinite_loss == NonFiniteLoss.stop and torch.is_tensor(norm):
+                                nonfinite.note(norm, state.step + 1)
+                            elif not math.isfinite(norm):  # skipping this update needs the norm now
+                                update = _nonfinite(cfg, state, window)
                     if update:
                         optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
@@ -307,6 +315,7 @@ def train(
                 progress.update(1)
 
                 if state.step % cfg.log_every == 0 or state.step == total_steps:
+                    nonfinite.raise_if_seen()
                     record = window.flush(accelerator, state, scheduler.get_last_lr()[0])
                     log_file.write(record)
                     if "loss" in record:  # absent when every step since the last line was skipped
@@ -334,6 +343,7 @@ def train(
                 if cfg.eval_every_epoch and state.step < total_steps:
                     evaluate_during_training()
     progress.close()
+    nonfinite.raise_if_seen()
     if window.micro_batches:  # stopped by the time budget between two log lines
         log_file.write(window.flush(accelerator, state, scheduler.get_last_lr()[0]))
     state.train_seconds = clock.elapsed()
@@ -373,15 +383,38 @@ def train(
 def _nonfinite(cfg: TrainerConfig, state: LoopState, window: _Window) -> bool:
     """Stop (the default) or skip an update whose gradients hold NaN or infinity; False: no update."""
     if cfg.on_nonfinite_loss == NonFiniteLoss.stop:
-        raise TrainingError(
-            f"the loss or its gradients are not finite at step {state.step + 1}; lower trainer.learning_rate or "
-            "check the data (the last good checkpoint is kept), or set trainer.on_nonfinite_loss=skip to drop "
-            "such updates"
-        )
+        raise _nonfinite_error(state.step + 1)
     window.drop_pending()
     state.skipped_steps += 1
     log.warning("step %d: the gradients are not finite; this update is skipped", state.step + 1)
     return False
+
+
+def _nonfinite_error(step: int) -> TrainingError:
+    return TrainingError(
+        f"the loss or its gradients are not finite at step {step}; lower trainer.learning_rate or check the "
+        "data (the last good checkpoint is kept), or set trainer.on_nonfinite_loss=skip to drop such updates"
+    )
+
+
+class _FirstNonFiniteStep:
+    """The first step whose gradient norm was not finite, kept on the device.
+
+    Reading the norm back every step would make the host wait for the device at every step. When a non-finite
+    norm stops the run anyway (on_nonfinite_loss=stop), it is read where the host waits for the device
+    regardless: at the next log line, evaluation, checkpoint or the end of training. The steps in between are
+    lost with the run, and none of them reaches a checkpoint. (Skipping an update has to know now.)"""
+
+    def __init__(self, device: torch.device) -> None:
+        self.step = torch.zeros((), dtype=torch.long, device=device)
+
+    def note(self, grad_norm: torch.Tensor, step: int) -> None:
+        first = (self.step == 0) & ~torch.isfinite(grad_norm)
+        self.step = torch.where(first, step, self.step)
+
+    def raise_if_seen(self) -> None:
+        if step := int(self.step):
+            raise _nonfinite_error(step)
 
 
 def weights_agree(accelerator: Accelerator, model: torch.nn.Module) -> bool:
@@ -487,7 +520,9 @@ class _StopConditions:
             local = 1000 + self.signal
         elif self.budget is not None and self.clock.elapsed() >= self.budget:
             local = 1
-        flag = int(self.accelerator.reduce(torch.tensor([local], device=self.accelerator.device), "max").item())
+        flag = local
+        if self.accelerator.num_processes > 1:  # alone, there is no one to agree with (and no device to wait for)
+            flag = int(self.accelerator.reduce(torch.tensor([local], device=self.accelerator.device), "max").item())
         if flag == 0:
             return None
         return OUT_OF_TIME if flag == 1 else flag - 1000
@@ -523,14 +558,14 @@ class _Window:
     def __init__(self, clock: _Clock) -> None:
         self.clock = clock
         self.losses: dict[str, torch.Tensor] = {}
-        self.pending: list[tuple[dict[str, torch.Tensor], int, int]] = []
+        self.pending: list[tuple[dict[str, torch.Tensor], torch.Tensor | int, int]] = []
         self.micro_batches = 0
-        self.tokens = 0
+        self.tokens: torch.Tensor | int = 0  # summed on the device, read back only when logged
         self.samples = 0
         self.grad_norm: torch.Tensor | float | None = None
         self.opened = clock.elapsed()
 
-    def add(self, output: Any, tokens: int, samples: int) -> None:
+    def add(self, output: Any, tokens: torch.Tensor | int, samples: int) -> None:
         losses = {
             name: value.detach().float()
             for name, value in output.items()
@@ -553,7 +588,8 @@ class _Window:
     def flush(self, accelerator: Accelerator, state: LoopState, lr: float) -> dict[str, Any]:
         names = sorted(self.losses)  # empty when every step of the window was skipped
         local = torch.tensor([self.losses[n] for n in names]) / max(1, self.micro_batches)
-        counts = torch.tensor([self.tokens, self.samples], device=accelerator.device)
+        device = accelerator.device
+        counts = torch.stack([torch.as_tensor(self.tokens, device=device), torch.tensor(self.samples, device=device)])
         losses = accelerator.reduce(local.to(accelerator.device), "mean").tolist() if names else []
         tokens, samples = (int(x) for x in accelerator.reduce(counts, "sum").tolist())
         now = self.clock.elapsed()

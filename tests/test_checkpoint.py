@@ -108,9 +108,13 @@ def poisoned_step(monkeypatch):
     monkeypatch.setattr(model, "build_model", build_poisoned)
 
 
-def test_nonfinite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_run, tmp_path, poisoned_step):
+@pytest.mark.parametrize("log_every", [1, 100])  # 100: noticed at the next checkpoint, not at a log line
+def test_nonfinite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    tiny_run, tmp_path, poisoned_step, log_every
+):
+    overrides = tiny_run("trainer.max_steps=8", "trainer.save_every=2", f"trainer.log_every={log_every}")
     with pytest.raises(TrainingError, match=r"not finite at step 5;.*trainer\.on_nonfinite_loss=skip"):
-        train.run(compose_config(tiny_run("trainer.max_steps=8", "trainer.save_every=2")))
+        train.run(compose_config(overrides))
     folder = tmp_path / "run" / "checkpoints"
     assert [p.name for p in checkpoint.complete(folder)] == ["step_2", "step_4"]
     weights = load_file(folder / "step_4" / "model.safetensors")

@@ -66,8 +66,9 @@ class DataBundle:
     score_inputs: Callable[[str, dict[str, Any]], dict[str, Any]] = lambda split, outputs: outputs
     """One split's gathered outputs -> what its metric scores (identity, or e.g. SQuAD's logits of windows ->
     an answer text per question)."""
-    count_tokens: Callable[[Batch], int]
-    """Real (non-padding) tokens in a batch, for throughput."""
+    count_tokens: Callable[[Batch], torch.Tensor | int]
+    """Real (non-padding) tokens in a batch, for throughput: best a tensor on the batch's device, which the
+    loop sums there and reads back only when it logs."""
     prediction_files: Callable[[dict[str, dict[str, Any]]], dict[str, str]] = lambda outputs: {}
     """Gathered outputs per split -> {file name under predictions/: text}; the task's own formats."""
     stats: dict[str, Any] = field(default_factory=dict)

@@ -112,7 +112,7 @@ def build(
         collate_train=collate,
         collate_eval=collate,
         eval_outputs=classification_eval_outputs,
-        count_tokens=lambda batch: int(batch["attention_mask"].sum()),
+        count_tokens=lambda batch: batch["attention_mask"].sum(),
         stats=stats,
         description=description,
         prediction_files=lambda outputs: prediction_files(outputs, all_rows),

@@ -77,7 +77,7 @@ def build(cfg: NerDataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: Pat
         prediction_files=lambda outputs: {
             f"{split}.txt": decoders[split].columns(out) for split, out in outputs.items()
         },
-        count_tokens=lambda batch: int(batch["attention_mask"].sum()),
+        count_tokens=lambda batch: batch["attention_mask"].sum(),
         stats=stats,
         description=f"NER from {origin}",
     )

@@ -479,7 +479,7 @@ def build(cfg: PretrainCorpusConfig, tokenizer: PreTrainedTokenizerBase, cache_d
         collate_train=collate_train,
         collate_eval=collate_eval,
         eval_outputs=pretraining_eval_outputs,
-        count_tokens=lambda batch: int(batch["attention_mask"].sum()),
+        count_tokens=lambda batch: batch["attention_mask"].sum(),
         stats=stats,
         description=_describe(cfg),
     )

@@ -93,7 +93,7 @@ def build(cfg: SquadDataConfig, tokenizer: PreTrainedTokenizerBase, cache_dir: P
             "start_logits": output.start_logits.float(),
             "end_logits": output.end_logits.float(),
         },
-        count_tokens=lambda batch: int(batch["attention_mask"].sum()),
+        count_tokens=lambda batch: batch["attention_mask"].sum(),
         score_inputs=lambda split, outputs: decoder.metric_inputs(outputs),
         prediction_files=lambda outputs: decoder.files(outputs["validation"]) if "validation" in outputs else {},
         stats=stats,
