@@ -101,7 +101,7 @@ def flops_per_token(model: torch.nn.Module, sizes: dict, length: int) -> float:
 
 
 def run_bertkit(task: str, args, sizes: dict, tokenizer, examples, work: Path, compile_model: bool) -> dict:
-    length = len(examples[0]["input_ids"])
+    length = args.length[task]
     spec = TaskSpec(
         kind=TaskKind.pretraining if task == "pretraining" else TaskKind.question_answering,
         vocab_size=VOCAB,
@@ -155,7 +155,7 @@ def run_bertkit(task: str, args, sizes: dict, tokenizer, examples, work: Path, c
 
 def run_baseline(task: str, args, sizes: dict, tokenizer, examples, device: torch.device) -> dict:
     """A plain script: stock model and collator, torch AdamW, torch.autocast, nothing from bertkit."""
-    length = len(examples[0]["input_ids"])
+    length = args.length[task]
     config = BertConfig(vocab_size=VOCAB, pad_token_id=PAD, **sizes)
     model = (BertForPreTraining if task == "pretraining" else BertForQuestionAnswering)(config).to(device)
     if task == "pretraining":
@@ -163,8 +163,8 @@ def run_baseline(task: str, args, sizes: dict, tokenizer, examples, device: torc
 
         def collate(features: list[dict]) -> dict[str, torch.Tensor]:
             batch = masking([{"input_ids": f["input_ids"]} for f in features])
-            after_first_sep = (batch["input_ids"] == SEP).cumsum(dim=1) > 0
-            batch["token_type_ids"] = (after_first_sep & (batch["input_ids"] != SEP)).long()
+            first_sep = (batch["input_ids"] == SEP).int().argmax(dim=1, keepdim=True)
+            batch["token_type_ids"] = (torch.arange(batch["input_ids"].shape[1]) > first_sep).long()  # B and its [SEP]
             batch["next_sentence_label"] = torch.tensor([f["next_sentence_label"] for f in features])
             return dict(batch)
     else:

@@ -167,22 +167,22 @@ class _InstanceBuilder:
         self.split = split
         self.schema = features.arrow_schema
 
-    def __call__(self, batch: pa.Table, indices: list[int]) -> pa.Table:
-        # Random next segments come from anywhere in the corpus; a mapping of the tokenized cache opened for
-        # this batch alone keeps the pages read resident only while the batch is built.
+    def __call__(self, _batch: pa.Table, indices: list[int]) -> pa.Table:
+        # The batch's documents and the random next segments are both read from a mapping of the tokenized
+        # cache opened for this batch alone: the pages read stay resident only while the batch is built.
+        # (`indices` are rows of the whole dataset, also under num_proc.)
         corpus = TokenizedDocuments(_fresh_column(self.documents, TOKENIZED))
-        own = TokenizedDocuments(batch.column(TOKENIZED))
         with garbage_collection_paused(), torch_single_threaded():
-            return self._instances(own, corpus, indices)
+            return self._instances(corpus, indices)
 
-    def _instances(self, own: TokenizedDocuments, corpus: TokenizedDocuments, indices: list[int]) -> pa.Table:
+    def _instances(self, corpus: TokenizedDocuments, indices: list[int]) -> pa.Table:
         rows: list[np.ndarray] = []  # per document and dupe: its instances end to end
         masked_rows: list[np.ndarray] = []
         lengths: list[int] = []
         labels: list[int] = []
         truncated: list[int] = []
-        for position, index in enumerate(indices):
-            tokens, bounds = own.document(position)
+        for index in indices:
+            tokens, bounds = corpus.document(index)
             bounds = bounds.tolist()
             for dupe in range(self.dupe_factor):
                 rng = random.Random(f"{self.cfg.seed}/{self.split}/{dupe}/{index}")
