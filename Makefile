@@ -41,7 +41,7 @@ LAUNCH ?= $(BIN)/python -m bertkit.launch $(if $(filter-out 1,$(PROCESSES)),--cp
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pretrain finetune-glue finetune-squad finetune-ner bench bench-gpu test test-fast lint format clean
+.PHONY: help setup pretrain finetune-glue finetune-squad finetune-ner bench bench-gpu test test-fast lint typecheck format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -89,7 +89,7 @@ bench-gpu: ## On a CUDA machine: BERT-base pretraining (bf16, MFU) and SQuAD-len
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/gpu_throughput.py --compile $(ARGS)
 	$(BIN)/python benchmarks/summary.py
 
-test: lint ## Lint, then run the whole test suite (what CI runs)
+test: lint typecheck ## Lint and type-check, then run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: ## Run the tests not marked slow
@@ -98,6 +98,9 @@ test-fast: ## Run the tests not marked slow
 lint: ## ruff check + ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: ## mypy on bertkit/ (settings in pyproject.toml)
+	$(BIN)/mypy
 
 format: ## Fix what ruff can fix and format the code
 	$(BIN)/ruff check --fix .

@@ -1,16 +1,19 @@
-"""SQuAD and CoNLL-2003 scores of bertkit next to plain Hugging Face baselines: same checkpoint, data, recipe.
+"""SQuAD, CoNLL-2003, OpenBookQA scores of bertkit next to plain Hugging Face baselines: same checkpoint, data, recipe.
 
-    python benchmarks/accuracy.py squad --seeds 0      # SQuAD v1.1, held-out articles of dev-v1.1.json
-    python benchmarks/accuracy.py ner --seeds 0        # CoNLL-2003, test F1 on eng.testb
+    python benchmarks/accuracy.py squad --seeds 0       # SQuAD v1.1, held-out articles of dev-v1.1.json
+    python benchmarks/accuracy.py ner --seeds 0         # CoNLL-2003, test F1 on eng.testb
+    python benchmarks/accuracy.py openbookqa --seeds 0  # OpenBookQA (main), accuracy on dev.tsv
     python benchmarks/accuracy.py ner --table-only
 
 squad: no SQuAD training file is available offline, so both train on 80% of the articles of dev-v1.1.json
 and are scored on the other 20% (bertkit's `data.split_fraction=0.2 data.split_seed=42`; the baseline draws
 the same articles by the same rule). ner: eng.train, scored on eng.testb (bertkit also on eng.testa).
+openbookqa: train.tsv, scored on dev.tsv; both leave out train question 12-1145, whose choices repeat the
+"(D)" marker (bertkit's preset skips such rows with `data.bad_rows=skip`), so both train on 4956 questions.
 For every seed it runs `accelerate launch bertkit/train.py +experiment=...` and the task's baseline script
-(`hf_squad_baseline.py`, `hf_ner_baseline.py`) one after the other on this machine. Results accumulate in
-benchmarks/results/<task>_accuracy.json (a seed/system already there is not run again, so a long comparison
-can be done in pieces); the table goes to benchmarks/results/<task>_accuracy.md.
+(`hf_squad_baseline.py`, `hf_ner_baseline.py`, `hf_multiple_choice_baseline.py`) one after the other on this
+machine. Results accumulate in benchmarks/results/<task>_accuracy.json (a seed/system already there is not
+run again, so a long comparison can be done in pieces); the table goes to benchmarks/results/<task>_accuracy.md.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
 SQUAD_FILE = SHARED / "data" / "squad" / "dev-v1.1.json"
 CONLL_DIR = SHARED / "data" / "conll2003"
+OBQA_DIR = SHARED / "data" / "openbookqa"
 TASKS = {
     # task: (bertkit overrides, bertkit split scored, baseline script, its data arguments, metrics, title)
     "squad": (
@@ -40,6 +44,12 @@ TASKS = {
          f"data.validation_file={CONLL_DIR / 'eng.testa'}", f"data.test_file={CONLL_DIR / 'eng.testb'}"],
         "test", "hf_ner_baseline.py", ["--conll-dir", str(CONLL_DIR)], ("f1", "precision", "recall"),
         "CoNLL-2003 English NER, entity-level (seqeval default mode) on eng.testb",
+    ),
+    "openbookqa": (
+        ["+experiment=openbookqa", f"data.train_file={OBQA_DIR / 'train.tsv'}",
+         f"data.validation_file={OBQA_DIR / 'dev.tsv'}"],
+        "validation", "hf_multiple_choice_baseline.py", ["--obqa-dir", str(OBQA_DIR)], ("accuracy",),
+        "OpenBookQA (main), dev accuracy",
     ),
 }  # fmt: skip
 
@@ -79,8 +89,8 @@ def run_baseline(task: str, seed: int, args) -> dict:
     }
 
 
-POINTS = {"squad": 1.0, "ner": 100.0}
-"""Every score in points (0-100): SQuAD's already are, seqeval's are fractions."""
+POINTS = {"squad": 1.0, "ner": 100.0, "openbookqa": 100.0}
+"""Every score in points (0-100): SQuAD's already are, seqeval's and the accuracy are fractions."""
 
 
 def table(task: str, records: list[dict], model: str) -> str:

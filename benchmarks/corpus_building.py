@@ -59,7 +59,7 @@ def write_input(books: list[Path], path: Path, work: Path) -> None:
     Both builders draw the short target length (short_seq_prob) once per document: with 35 books as 35
     documents, whether two or six of them draw it moves the mean instance length by 10%, and the statistics
     the two are compared on would differ by chance. Sections of a book are still its running text."""
-    from bertkit.data.corpus import load_documents
+    from bertkit.tasks.pretraining.corpus import load_documents
 
     run = compose(["data.source=prose_files", f"data.paths=[{','.join(map(str, books))}]", f"cache_dir={work}"])
     documents = load_documents(run.data, work)
@@ -75,16 +75,17 @@ def build_with_bertkit(corpus: Path, work: Path, processes: int) -> dict:
     import pyarrow.compute as pc
 
     from bertkit import tokenizer
-    from bertkit.data import build_data
+    from bertkit.tasks.registry import task_for
 
     run = compose([
         "data.source=sentence_files", f"data.paths=[{corpus}]", f"tokenizer.name_or_path={MODEL}",
         "data.masking.mode=static", "data.max_seq_length=128", "data.dupe_factor=1", "data.short_seq_prob=0.1",
         f"data.num_proc={processes}", f"cache_dir={work}",
     ])  # fmt: skip
-    tok = tokenizer.build(run.tokenizer, run.model, run.data, work)
+    task = task_for(run.data)
+    tok = tokenizer.build(run.tokenizer, run.model, lambda: task.training_text(work), work)
     cpu, wall = cpu_seconds(), time.perf_counter()
-    bundle = build_data(run.data, tok, work)
+    bundle = task.build(tok, work)
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
 
     splits = [bundle.train, *bundle.evaluation.values()]

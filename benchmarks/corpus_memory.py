@@ -32,7 +32,7 @@ def preprocess(copies: int, work: Path) -> dict:
     from hydra import compose, initialize_config_dir
 
     from bertkit import config, tokenizer
-    from bertkit.data import build_data
+    from bertkit.tasks.registry import task_for
 
     corpus = work / "corpus"
     corpus.mkdir()
@@ -45,8 +45,9 @@ def preprocess(copies: int, work: Path) -> dict:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         run = config.load(compose("train", overrides=overrides))
     started = time.perf_counter()
-    tok = tokenizer.build(run.tokenizer, run.model, run.data, work / "cache")
-    bundle = build_data(run.data, tok, work / "cache")
+    task = task_for(run.data)
+    tok = tokenizer.build(run.tokenizer, run.model, lambda: task.training_text(work / "cache"), work / "cache")
+    bundle = task.build(tok, work / "cache")
     seconds = time.perf_counter() - started
     cache_bytes = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file())
     instance_tokens = int(bundle.stats["train"]["mean_instance_tokens"] * bundle.stats["train"]["instances"])

@@ -27,9 +27,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bertkit.batching import LengthGroupedSampler, example_lengths  # noqa: E402
-from bertkit.config import GlueDataConfig, GlueTask  # noqa: E402
-from bertkit.data import glue  # noqa: E402
+from bertkit.tasks.classification.glue import GlueClassification, GlueDataConfig, GlueTask  # noqa: E402
+from bertkit.training.batching import LengthGroupedSampler, example_lengths  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
@@ -39,9 +38,8 @@ BATCH, SEQ = 32, 128
 def measure(task: str, args) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     cache = ROOT / "outputs" / "bench_cache"
-    bundle = glue.build(
-        GlueDataConfig(task=GlueTask(task), glue_dir=str(args.glue_dir), predict=False), tokenizer, cache
-    )
+    glue = GlueClassification(GlueDataConfig(task=GlueTask(task), glue_dir=str(args.glue_dir), predict=False))
+    bundle = glue.build(tokenizer, cache)
     padded = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=SEQ, return_tensors="pt")
     loaders = {
         "padded to 128": DataLoader(

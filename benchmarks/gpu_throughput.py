@@ -49,14 +49,16 @@ from transformers import (
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bertkit import loop  # noqa: E402
-from bertkit.config import MaskingConfig, MixedPrecision, ModelConfig, ResumeMode, TrainerConfig  # noqa: E402
-from bertkit.data.bundle import DataBundle, TaskKind, TaskSpec  # noqa: E402
-from bertkit.data.fine_tuning import DynamicPadding  # noqa: E402
-from bertkit.data.masking import PretrainingCollator, VocabularyTables  # noqa: E402
-from bertkit.data.pretraining import pretraining_eval_outputs  # noqa: E402
-from bertkit.data.squad import MODEL_COLUMNS as QA_COLUMNS  # noqa: E402
+from bertkit.core.task import Head, TaskData, TaskSpec  # noqa: E402
 from bertkit.model import build_model  # noqa: E402
+from bertkit.settings import MixedPrecision, ModelConfig, ResumeMode, TrainerConfig  # noqa: E402
+from bertkit.tasks.fine_tuning import DynamicPadding  # noqa: E402
+from bertkit.tasks.pretraining.config import MaskingConfig  # noqa: E402
+from bertkit.tasks.pretraining.heads import MaskedLMOnlyBertForPreTraining  # noqa: E402
+from bertkit.tasks.pretraining.masking import PretrainingCollator, VocabularyTables  # noqa: E402
+from bertkit.tasks.question_answering.features import MODEL_COLUMNS as QA_COLUMNS  # noqa: E402
+from bertkit.training.accelerator import make_accelerator, release_accelerator  # noqa: E402
+from bertkit.training.trainer import Trainer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 VOCAB = 30522  # BERT's uncased vocabulary size
@@ -90,6 +92,19 @@ def synthetic_examples(task: str, count: int, length: int, seed: int) -> dataset
     return datasets.Dataset.from_dict(columns)
 
 
+class NoEvaluation:
+    """Throughput runs evaluate nothing (no evaluation splits): the trainer never calls these."""
+
+    def gather(self, batch, output):
+        raise NotImplementedError
+
+    def decode(self, split, gathered):
+        raise NotImplementedError
+
+    def score(self, split, decoded):
+        raise NotImplementedError
+
+
 def architecture(name: str) -> dict:
     sizes = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml"))
     return {k: sizes[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")}
@@ -102,28 +117,14 @@ def flops_per_token(model: torch.nn.Module, sizes: dict, length: int) -> float:
 
 def run_bertkit(task: str, args, sizes: dict, tokenizer, examples, work: Path, compile_model: bool) -> dict:
     length = args.length[task]
-    spec = TaskSpec(
-        kind=TaskKind.pretraining if task == "pretraining" else TaskKind.question_answering,
-        vocab_size=VOCAB,
-        pad_token_id=PAD,
-        max_seq_length=length,
-        num_labels=0 if task == "pretraining" else 2,
-    )
+    spec = TaskSpec(vocab_size=VOCAB, pad_token_id=PAD, max_seq_length=length)
     if task == "pretraining":
         collate = PretrainingCollator(VocabularyTables(tokenizer), MaskingConfig(), seed=0)
-        outputs = pretraining_eval_outputs
+        head = Head(model_class=MaskedLMOnlyBertForPreTraining)
     else:
         collate = DynamicPadding(tokenizer, 8, QA_COLUMNS)
-        outputs = lambda batch, output: {}  # noqa: E731 (no evaluation here)
-    bundle = DataBundle(
-        task=spec,
-        train=examples,
-        evaluation={},
-        collate_train=collate,
-        collate_eval=collate,
-        eval_outputs=outputs,
-        count_tokens=lambda batch: batch["attention_mask"].sum(),
-    )
+        head = Head(model_class=BertForQuestionAnswering, config={"num_labels": 2})
+    data = TaskData(spec=spec, train=examples, evaluation={}, collate_train=collate, collate_eval=collate)
     cfg = TrainerConfig(
         per_device_batch_size=args.batch[task],
         max_steps=args.warmup + args.steps,
@@ -136,14 +137,14 @@ def run_bertkit(task: str, args, sizes: dict, tokenizer, examples, work: Path, c
         torch_compile=compile_model,
         progress_bar=False,
     )
-    accelerator = loop.make_accelerator(cfg, seed=0)
-    model = build_model(ModelConfig(**sizes), spec)
+    accelerator = make_accelerator(cfg, seed=0)
+    model = build_model(ModelConfig(**sizes), spec, head)
     run_dir = work / f"bertkit-{task}-{compile_model}"
     run_dir.mkdir()
     try:
-        loop.train(accelerator, cfg, model, bundle, lambda scored: {}, run_dir, seed=0)
+        Trainer(accelerator, cfg, model, data, NoEvaluation(), run_dir, seed=0).fit()
     finally:
-        loop.release_accelerator()
+        release_accelerator()
     records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     windows = [r for r in records if "elapsed_seconds" in r]
     start = next(r for r in windows if r["step"] == args.warmup)

@@ -25,7 +25,7 @@ from transformers import BertConfig, BertForPreTraining
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bertkit.model import MaskedLMOnlyBertForPreTraining  # noqa: E402
+from bertkit.tasks.pretraining.heads import MaskedLMOnlyBertForPreTraining  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 BATCH = {"bert_tiny": 32, "bert_mini": 32, "bert_small": 16, "bert_medium": 16, "bert_base": 8}

@@ -16,6 +16,8 @@ SECTIONS = {
     "glue_accuracy": "GLUE accuracy vs plain HF (python benchmarks/glue_accuracy.py)",
     "squad_accuracy": "SQuAD accuracy vs plain HF (python benchmarks/accuracy.py squad)",
     "ner_accuracy": "CoNLL-2003 accuracy vs plain HF (python benchmarks/accuracy.py ner)",
+    "openbookqa_accuracy": "OpenBookQA accuracy vs plain HF (python benchmarks/accuracy.py openbookqa)",
+    "pretrain_objectives": "Pretraining objectives, make pretrain (python benchmarks/pretrain_objectives.py)",
 }
 
 

@@ -9,32 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import OmegaConf
-from transformers import PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-from bertkit.config import PretrainCorpusConfig, RunConfig
-from bertkit.data.bundle import DataBundle, TaskKind
-from bertkit.errors import ConfigError
-from bertkit.loop import TrainResult
+from bertkit.config import RunConfig
+from bertkit.core.errors import ConfigError
+from bertkit.core.result import TrainResult
+from bertkit.core.task import TaskData
+from bertkit.tasks.base import CardFacts, Task
 
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
-_PIPELINES = {
-    TaskKind.pretraining: "fill-mask",
-    TaskKind.sequence_classification: "text-classification",
-    TaskKind.question_answering: "question-answering",
-    TaskKind.token_classification: "token-classification",
-}
-_EXAMPLES = {
-    TaskKind.pretraining: 'print(pipe("The function returns a [MASK] of strings."))',
-    TaskKind.sequence_classification: 'print(pipe({"text": "first sentence", "text_pair": "second sentence"}))',
-    TaskKind.token_classification: 'print(pipe("Peter Blackburn spoke in Brussels.", aggregation_strategy="first"))',
-    TaskKind.question_answering: 'print(pipe(question="Who wrote it?", context="The book was written by Ann Lee."))',
-}
 
 
 def check_writable(run_dir: Path) -> None:
@@ -57,24 +47,29 @@ def write_results(
     run_dir: Path,
     result: TrainResult,
     tokenizer: PreTrainedTokenizerBase,
-    bundle: DataBundle,
+    task: Task[Any],
+    data: TaskData,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """metrics.json, predictions/, model/ (a plain Hugging Face folder with a model card) and curves.png."""
-    predictions = bundle.prediction_files(result.outputs)
+    predictions = {
+        name: text
+        for split, decoded in result.predictions.items()
+        for name, text in task.prediction_files(split, decoded).items()
+    }
     for name, text in predictions.items():
         (run_dir / PREDICTIONS_DIR).mkdir(exist_ok=True)
         _atomic_write(run_dir / PREDICTIONS_DIR / name, text)
     metrics = {
         **result.scores,
-        "data": bundle.stats,
+        "data": data.stats,
         "throughput": result.throughput,
         "timings_seconds": timings,
         "predictions": sorted(f"{PREDICTIONS_DIR}/{name}" for name in predictions),
     }
     _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
-    save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, model_card(run, result, bundle))
-    plot_curves(run_dir / "log.jsonl", run_dir / "curves.png")
+    save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, model_card(run, result, task, data))
+    plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", task.headline_metrics)
     return metrics
 
 
@@ -102,17 +97,15 @@ def save_model(model, state_dict, tokenizer: PreTrainedTokenizerBase, folder: Pa
         staging.rename(folder)
 
 
-def model_card(run: RunConfig, result: TrainResult, bundle: DataBundle) -> str:
+def model_card(run: RunConfig, result: TrainResult, task: Task[Any], data: TaskData) -> str:
     """A Hugging Face model card: what was trained on what, with which settings, and how well."""
-    model = result.model
-    cfg = model.config
+    cfg = cast(PretrainedConfig, result.model.config)
     origin = f"continued from `{run.model.name_or_path}`" if run.model.name_or_path else "trained from scratch"
-    task = bundle.task
-    pipeline_tag = _PIPELINES[task.kind]
+    facts = task.card()
     lines = [
         "---",
         "library_name: transformers",
-        f"pipeline_tag: {pipeline_tag}",
+        f"pipeline_tag: {facts.pipeline_tag}",
         "tags: [bert, bertkit]",
         "---",
         "",
@@ -120,19 +113,34 @@ def model_card(run: RunConfig, result: TrainResult, bundle: DataBundle) -> str:
         "",
         f"A BERT ({cfg.num_hidden_layers} layers, hidden size {cfg.hidden_size}, "
         f"{cfg.num_attention_heads} heads, vocabulary {cfg.vocab_size}) {origin} with bertkit, "
-        f"on {bundle.description}.",
+        f"on {data.description}.",
     ]
-    if task.kind == TaskKind.sequence_classification:
-        head = "a regression head (one score)" if task.is_regression else f"labels {', '.join(task.id2label.values())}"
-        lines += ["", f"Task head: {head}."]
-    columns = list(dict.fromkeys(key for numbers in bundle.stats.values() for key in numbers))
-    lines += ["", "## Data", "", "| split | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for split, numbers in bundle.stats.items():
+    if facts.head:
+        lines += ["", f"Task head: {facts.head}."]
+    lines += _stats_table(data.stats)
+    lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {key} | {_fmt(value)} |" for key, value in _settings(run, result, task, facts).items()]
+    lines += ["", "## Evaluation", "", "| split | metric | value |", "|---|---|---|"]
+    for split, scores in result.scores.items():
+        lines += [f"| {split} | {metric} | {_fmt(value)} |" for metric, value in scores.items()]
+    lines += ["", "## Use", "", "```python", facts.usage, "```", ""]
+    return "\n".join(lines)
+
+
+def _stats_table(stats: dict[str, dict[str, Any]]) -> list[str]:
+    """The card's data section: one row per split, one column per statistic."""
+    columns = list(dict.fromkeys(key for numbers in stats.values() for key in numbers))
+    lines = ["", "## Data", "", "| split | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for split, numbers in stats.items():
         lines.append(f"| {split} | " + " | ".join(_fmt(numbers.get(key, "")) for key in columns) + " |")
+    return lines
+
+
+def _settings(run: RunConfig, result: TrainResult, task: Task[Any], facts: CardFacts) -> dict[str, Any]:
     trainer = run.trainer
-    settings = {
+    return {
         "seed": run.seed,
-        "max_seq_length": bundle.task.max_seq_length,
+        "max_seq_length": task.max_seq_length,
         "per-device batch size": trainer.per_device_batch_size,
         "gradient accumulation": trainer.gradient_accumulation_steps,
         "processes": result.throughput.get("processes"),
@@ -141,34 +149,12 @@ def model_card(run: RunConfig, result: TrainResult, bundle: DataBundle) -> str:
         "weight decay": trainer.weight_decay,
         "optimizer steps": result.throughput.get("steps"),
         "mixed precision": str(trainer.mixed_precision),
+        **facts.settings,
     }
-    if isinstance(run.data, PretrainCorpusConfig):
-        masking = run.data.masking
-        settings["masking"] = (
-            f"{masking.mode}, {masking.mlm_probability:.0%}, {'whole words' if masking.whole_word else 'word pieces'}"
-        )
-    lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {key} | {_fmt(value)} |" for key, value in settings.items()]
-    lines += ["", "## Evaluation", "", "| split | metric | value |", "|---|---|---|"]
-    for split, scores in result.scores.items():
-        lines += [f"| {split} | {metric} | {_fmt(value)} |" for metric, value in scores.items()]
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "",
-        f'pipe = pipeline("{pipeline_tag}", model="path/to/this/folder")',
-        _EXAMPLES[task.kind],
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
 
 
-def plot_curves(log_path: Path, image_path: Path) -> None:
-    """Loss, learning rate and evaluation metrics against the optimizer step."""
+def plot_curves(log_path: Path, image_path: Path, headline: tuple[str, ...]) -> None:
+    """Loss, learning rate and the task's headline metrics against the optimizer step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -184,14 +170,10 @@ def plot_curves(log_path: Path, image_path: Path) -> None:
     axes[1].plot([r["step"] for r in train], [r["lr"] for r in train])
     axes[1].set(title="learning rate", xlabel="step")
     for split in sorted({s for r in evals for s in r["eval"]}):
-        # Scores (accuracy, F1, correlations) share one axis; losses, perplexities and counts would squash it.
-        values = [(m, v) for r in evals for m, v in r["eval"].get(split, {}).items()]
-        metrics = sorted({m for m, v in values if isinstance(v, float)} - {m for m, v in values if not _is_score(v)})
-        # Overall scores only: per-type and per-subset ones (PER_f1, strict_LOC_recall, ...) would bury them.
-        metrics = [m for m in metrics if m.islower()]
-        for metric in metrics:
+        for metric in headline:
             points = [(r["step"], r["eval"][split][metric]) for r in evals if metric in r["eval"].get(split, {})]
-            axes[2].plot(*zip(*points, strict=True), marker="o", label=f"{split} {metric}")
+            if points:
+                axes[2].plot(*zip(*points, strict=True), marker="o", label=f"{split} {metric}")
     axes[2].set(title="evaluation", xlabel="step")
     for axis in (axes[0], axes[2]):
         if axis.get_legend_handles_labels()[0]:
@@ -199,10 +181,6 @@ def plot_curves(log_path: Path, image_path: Path) -> None:
     figure.tight_layout()
     figure.savefig(image_path, dpi=100)
     plt.close(figure)
-
-
-def _is_score(value: Any) -> bool:
-    return isinstance(value, float) and -1.0 <= value <= 1.0
 
 
 def _fmt(value: Any) -> str:
@@ -222,6 +200,4 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)

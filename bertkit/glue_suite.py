@@ -23,26 +23,13 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 
 from bertkit import config
-from bertkit.config import GlueTask
-from bertkit.data.glue import TASKS, task_is_present
+from bertkit.tasks.classification.glue import TASKS, GlueTask, task_is_present
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAUNCH = (
     f"{shlex.quote(sys.executable)} -m accelerate.commands.launch --num_processes 1 --num_machines 1 "
     f"--mixed_precision no --dynamo_backend no --num_cpu_threads_per_process {os.cpu_count() or 1}"
 )
-# GLUE's leaderboard columns: the metrics each task reports, in this order.
-HEADLINE = {
-    GlueTask.cola: ["matthews_correlation"],
-    GlueTask.sst2: ["accuracy"],
-    GlueTask.mrpc: ["f1", "accuracy"],
-    GlueTask.stsb: ["pearson", "spearmanr"],
-    GlueTask.qqp: ["f1", "accuracy"],
-    GlueTask.mnli: ["accuracy"],
-    GlueTask.qnli: ["accuracy"],
-    GlueTask.rte: ["accuracy"],
-    GlueTask.wnli: ["accuracy"],
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +92,7 @@ def _row(task: GlueTask, run_dir: Path, status: str) -> dict[str, Any]:
     metrics = json.loads(metrics_file.read_text())
     for split in TASKS[task].evaluation:
         scores = metrics.get(split, {})
-        row[split] = {name: scores[name] for name in HEADLINE[task] if name in scores}
+        row[split] = {name: scores[name] for name in TASKS[task].headline if name in scores}
     return row
 
 
@@ -116,8 +103,8 @@ def task_score(row: dict[str, Any]) -> float | None:
 
 
 def _average(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    scores = {row["task"]: task_score(row) for row in rows if row["status"] == "ok"}
-    scores = {task: score for task, score in scores.items() if score is not None and not math.isnan(score)}
+    found = {row["task"]: task_score(row) for row in rows if row["status"] == "ok"}
+    scores = {task: score for task, score in found.items() if score is not None and not math.isnan(score)}
     mean = sum(scores.values()) / len(scores) if scores else None
     return {"score": mean, "tasks": sorted(scores)}
 

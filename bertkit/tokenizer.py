@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerBase
 
-from bertkit.config import DataConfig, ModelConfig, PretrainCorpusConfig, TokenizerConfig
-from bertkit.data.corpus import load_documents, sentence_chunks
-from bertkit.errors import ModelError, unreachable_checkpoint_hint
+from bertkit.core.errors import ModelError, first_line, unreachable_checkpoint_hint
+from bertkit.settings import ModelConfig, TokenizerConfig
+from bertkit.tasks.base import TrainingText
 
 log = logging.getLogger(__name__)
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -23,18 +23,20 @@ _FORMAT_VERSION = 2  # bump when the way a vocabulary is trained changes, to ret
 
 
 def build(
-    tok_cfg: TokenizerConfig, model_cfg: ModelConfig, data_cfg: DataConfig, cache_dir: Path
+    tok_cfg: TokenizerConfig, model_cfg: ModelConfig, text: Callable[[], TrainingText | None], cache_dir: Path
 ) -> PreTrainedTokenizerBase:
-    """The configured tokenizer, the checkpoint's, or a WordPiece vocabulary trained on the corpus."""
+    """The configured tokenizer, the checkpoint's, or a WordPiece vocabulary trained on the task's text
+    (`text` is asked for only then: reading a corpus takes time)."""
     if tok_cfg.name_or_path is not None:
         return load(tok_cfg.name_or_path, "tokenizer.name_or_path", model_cfg.trust_remote_code)
     if model_cfg.name_or_path is not None:
         return load(model_cfg.name_or_path, "model.name_or_path", model_cfg.trust_remote_code)
-    if not isinstance(data_cfg, PretrainCorpusConfig):
+    corpus = text()
+    if corpus is None:
         raise ModelError(
             "a model trained from scratch needs a tokenizer: set tokenizer.name_or_path or model.name_or_path"
         )
-    return train_wordpiece(tok_cfg, data_cfg, cache_dir)
+    return train_wordpiece(tok_cfg, corpus, cache_dir)
 
 
 def load(name_or_path: str, setting: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
@@ -45,26 +47,26 @@ def load(name_or_path: str, setting: str, trust_remote_code: bool = False) -> Pr
         where = "folder" if Path(name_or_path).exists() else "folder or Hub id"
         raise ModelError(
             f"{setting}={name_or_path!r}: no tokenizer could be loaded from this {where} "
-            f"({str(error).strip().splitlines()[0]}){unreachable_checkpoint_hint(name_or_path)}"
+            f"({first_line(error)}){unreachable_checkpoint_hint(name_or_path)}"
         ) from None
     if not tokenizer.is_fast:
         raise ModelError(f"{setting}={name_or_path!r}: bertkit needs a fast (Rust) tokenizer")
     return tokenizer
 
 
-def train_wordpiece(
-    tok_cfg: TokenizerConfig, data_cfg: PretrainCorpusConfig, cache_dir: Path
-) -> PreTrainedTokenizerBase:
+def train_wordpiece(tok_cfg: TokenizerConfig, text: TrainingText, cache_dir: Path) -> PreTrainedTokenizerBase:
     """Train (or reuse from the cache) an uncased WordPiece vocabulary with BERT's special tokens."""
-    documents = load_documents(data_cfg, cache_dir)
     key = hashlib.sha256(
-        json.dumps([_FORMAT_VERSION, documents._fingerprint, asdict(tok_cfg)], default=str).encode()
+        json.dumps([_FORMAT_VERSION, text.fingerprint, asdict(tok_cfg)], default=str).encode()
     ).hexdigest()[:16]
     folder = cache_dir / "tokenizers" / key
     if (folder / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(folder)
+    log.info("Training a WordPiece vocabulary of %d on %d documents", tok_cfg.vocab_size, text.documents)
+    return _saved(_bert_tokenizer(_trained_wordpiece(tok_cfg, text), tok_cfg), folder)
 
-    log.info("Training a WordPiece vocabulary of %d on %d documents", tok_cfg.vocab_size, len(documents))
+
+def _trained_wordpiece(tok_cfg: TokenizerConfig, text: TrainingText) -> Tokenizer:
     wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
     wordpiece.normalizer = normalizers.BertNormalizer(
         clean_text=True,
@@ -78,15 +80,19 @@ def train_wordpiece(
     # merges of equal count, so the same corpus gives another vocabulary on every run
     # (huggingface/tokenizers#1794). Registered first, as special tokens, they get fixed numbers; they are
     # made ordinary vocabulary entries again below.
-    continuations = [CONTINUATION + c for c in sorted(_continuation_alphabet(wordpiece, sentence_chunks(documents)))]
+    continuations = [CONTINUATION + c for c in sorted(_continuation_alphabet(wordpiece, text.sentence_batches()))]
     trainer = trainers.WordPieceTrainer(
         vocab_size=tok_cfg.vocab_size,
         min_frequency=tok_cfg.min_frequency,
         special_tokens=SPECIAL_TOKENS + continuations,
         continuing_subword_prefix=CONTINUATION,
     )
-    wordpiece.train_from_iterator(sentence_chunks(documents), trainer=trainer)
-    wordpiece = _only_bert_specials(wordpiece)
+    wordpiece.train_from_iterator(text.sentence_batches(), trainer=trainer)
+    return _only_bert_specials(wordpiece)
+
+
+def _bert_tokenizer(wordpiece: Tokenizer, tok_cfg: TokenizerConfig) -> PreTrainedTokenizerBase:
+    """The trained vocabulary as a BERT tokenizer: [CLS] A [SEP] B [SEP] templates, WordPiece decoding."""
     cls_id, sep_id = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
     wordpiece.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -94,7 +100,7 @@ def train_wordpiece(
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     wordpiece.decoder = decoders.WordPiece(prefix=CONTINUATION)
-    tokenizer = BertTokenizerFast(
+    tokenizer = BertTokenizer(  # Rust-backed: transformers 5's BertTokenizerFast is this class
         tokenizer_object=wordpiece,
         do_lower_case=tok_cfg.lowercase,
         unk_token="[UNK]",
@@ -104,6 +110,10 @@ def train_wordpiece(
         mask_token="[MASK]",
         model_max_length=512,
     )
+    return tokenizer
+
+
+def _saved(tokenizer: PreTrainedTokenizerBase, folder: Path) -> PreTrainedTokenizerBase:
     staging = folder.with_name(folder.name + ".tmp")
     tokenizer.save_pretrained(staging)
     staging.replace(folder)  # a crash mid-save never leaves a half-written tokenizer in the cache

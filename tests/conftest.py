@@ -50,6 +50,22 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 requires_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} (real data and checkpoint) is absent")
 
 
+def wordpiece(tok_cfg, corpus_cfg, cache_dir: Path):
+    """A WordPiece vocabulary trained on a pretraining corpus, as a run from scratch trains it."""
+    from bertkit.tasks.pretraining.task import PretrainingTask
+    from bertkit.tokenizer import train_wordpiece
+
+    return train_wordpiece(tok_cfg, PretrainingTask(corpus_cfg).training_text(cache_dir), cache_dir)
+
+
+def build_data(data_cfg, tokenizer, cache_dir: Path):
+    """The task of a data config, and the data it builds."""
+    from bertkit.tasks.registry import task_for
+
+    task = task_for(data_cfg)
+    return task.build(tokenizer, cache_dir)
+
+
 def compose_config(overrides: list[str]):
     """Compose conf/train.yaml exactly as the command line would, with these overrides."""
     config.register_configs()
@@ -86,14 +102,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     assets), standing in for bert-base-uncased in fine-tuning tests."""
     from transformers import BertConfig, BertForPreTraining
 
-    from bertkit.config import CorpusSource, PretrainCorpusConfig, TokenizerConfig
-    from bertkit.tokenizer import train_wordpiece
+    from bertkit.settings import TokenizerConfig
+    from bertkit.tasks.pretraining.config import CorpusSource, PretrainCorpusConfig
 
     work = tmp_path_factory.mktemp("tiny_bert")
     text = work / "text.txt"
     sentences = [field for path in sorted(GLUE_FIXTURES.rglob("*.tsv")) for field in path.read_text().split("\t")]
     text.write_text(TINY_CORPUS.read_text() + "\n\n" + "\n".join(s.strip() for s in sentences if " " in s) + "\n")
-    tokenizer = train_wordpiece(
+    tokenizer = wordpiece(
         TokenizerConfig(vocab_size=400, min_frequency=1),
         PretrainCorpusConfig(source=CorpusSource.sentence_files, paths=[str(text)]),
         work / "cache",

@@ -6,10 +6,9 @@ import pytest
 from transformers import BertConfig, BertForPreTraining
 
 from bertkit import train
-from bertkit.errors import ConfigError, DataError, ModelError
-from bertkit.tokenizer import train_wordpiece
+from bertkit.core.errors import ConfigError, DataError, ModelError
 
-from .conftest import TINY_CORPUS, compose_config
+from .conftest import TINY_CORPUS, compose_config, wordpiece
 
 
 def save_tiny_checkpoint(folder, **sizes):
@@ -61,8 +60,8 @@ def test_bytes_that_are_not_utf8_name_file_line_and_offset(tiny_run, earlier_run
 
 
 def test_non_utf8_decodes_with_replacement_when_asked(tmp_path, cache_dir):
-    from bertkit.config import EncodingErrors, PretrainCorpusConfig
-    from bertkit.data.corpus import load_documents
+    from bertkit.tasks.pretraining.config import EncodingErrors, PretrainCorpusConfig
+    from bertkit.tasks.pretraining.corpus import load_documents
 
     corpus = tmp_path / "latin1.txt"
     corpus.write_bytes(TINY_CORPUS.read_bytes() + "Caf\xe9 au lait.\n".encode("latin-1"))
@@ -88,9 +87,10 @@ def test_checkpoint_with_too_few_positions(tiny_run, earlier_run, tmp_path):
 
 
 def test_tokenizer_vocabulary_larger_than_the_model(tiny_run, earlier_run, tmp_path, cache_dir):
-    from bertkit.config import PretrainCorpusConfig, TokenizerConfig
+    from bertkit.settings import TokenizerConfig
+    from bertkit.tasks.pretraining.config import PretrainCorpusConfig
 
-    tokenizer = train_wordpiece(
+    tokenizer = wordpiece(
         TokenizerConfig(vocab_size=300, min_frequency=1),
         PretrainCorpusConfig(source="sentence_files", paths=[str(TINY_CORPUS)]),
         cache_dir,

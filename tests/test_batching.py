@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bertkit.batching import LengthGroupedSampler
+from bertkit.training.batching import LengthGroupedSampler
 
 
 def padding(order: list[int], lengths: np.ndarray, batch_size: int) -> int:

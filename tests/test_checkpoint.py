@@ -9,9 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bertkit import checkpoint, model, train
-from bertkit.errors import ConfigError
-from bertkit.loop import TrainingError
+from bertkit import model, train
+from bertkit.core.errors import ConfigError
+from bertkit.training import checkpoints as checkpoint
+from bertkit.training.stopping import TrainingError
 
 from .conftest import compose_config
 
@@ -90,8 +91,8 @@ def poisoned_step(monkeypatch):
     """Make the loss of the 5th forward pass in training NaN."""
     build = model.build_model
 
-    def build_poisoned(cfg, task):
-        net = build(cfg, task)
+    def build_poisoned(cfg, spec, head):
+        net = build(cfg, spec, head)
         forward, calls = net.forward, []
 
         def poisoned(*args, **kwargs):

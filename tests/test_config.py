@@ -8,8 +8,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from bertkit import config
-from bertkit.config import MaskingMode, PretrainCorpusConfig, RunConfig
-from bertkit.errors import ConfigError
+from bertkit.config import RunConfig
+from bertkit.core.errors import ConfigError
+from bertkit.tasks.pretraining.config import MaskingMode, PretrainCorpusConfig
 
 from .conftest import ROOT, compose_config
 
@@ -76,3 +77,22 @@ def test_experiments_do_not_restate_the_whole_config():
         text = Path(path).read_text()
         assert text.startswith("# @package _global_"), path
         assert text.count("#") >= 3, f"{path} should explain its choices"
+
+
+def test_resumable_settings_are_marked_in_the_schemas():
+    """Budgets and bookkeeping may change between a run and its resumption; nothing that shapes training."""
+    pretraining = config.resumable_settings(config.load(compose_config([])))
+    assert pretraining == {
+        "cache_dir", "data.num_proc", "trainer.eval_batch_size", "trainer.num_epochs", "trainer.max_steps",
+        "trainer.max_minutes", "trainer.log_every", "trainer.eval_every", "trainer.eval_every_epoch",
+        "trainer.save_every", "trainer.keep_last", "trainer.resume", "trainer.num_workers", "trainer.progress_bar",
+    }  # fmt: skip
+    fine_tuning = config.resumable_settings(config.load(compose_config(["+experiment=glue_rte"])))
+    assert fine_tuning == pretraining and "trainer.learning_rate" not in fine_tuning
+
+
+def test_each_pretraining_objective_gets_its_own_run_directory():
+    default = config.load(compose_config(["+experiment=pretrain_tiny"]))
+    assert default.name == "pretrain_tiny" and default.output_dir == "outputs/pretrain_tiny/seed42"
+    sop = config.load(compose_config(["+experiment=pretrain_tiny", "data.objective=sop"]))
+    assert sop.output_dir == "outputs/pretrain_tiny_sop/seed42"

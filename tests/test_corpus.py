@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from bertkit.config import CorpusSource, EmbeddedCorpusConfig, PretrainCorpusConfig
-from bertkit.data.corpus import SENTENCES, embedded_source_files, load_documents, split_sentences
-from bertkit.data.files import expand_paths
-from bertkit.errors import DataError
+from bertkit.core.errors import DataError
+from bertkit.readers.files import expand_paths
+from bertkit.tasks.pretraining.config import CorpusSource, EmbeddedCorpusConfig, PretrainCorpusConfig
+from bertkit.tasks.pretraining.corpus import SENTENCES, embedded_source_files, load_documents, split_sentences
 
 from .conftest import SHARED, TINY_CORPUS, requires_shared
 

@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoModelForSequenceClassification
 
 from bertkit import train
-from bertkit.errors import DataError
+from bertkit.core.errors import DataError
 
 from .conftest import compose_config
 

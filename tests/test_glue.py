@@ -11,10 +11,9 @@ import pytest
 from transformers import AutoModelForSequenceClassification
 
 from bertkit import config, train
-from bertkit.config import GlueDataConfig, GlueTask
-from bertkit.data.classification import INDEX, LABEL, TEXT, TEXT_PAIR
-from bertkit.data.glue import TASKS, read_tsv_layout
-from bertkit.errors import DataError, ModelError
+from bertkit.core.errors import DataError, ModelError
+from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
+from bertkit.tasks.classification.glue import TASKS, GlueClassification, GlueDataConfig, GlueTask, read_tsv_layout
 
 from .conftest import GLUE_FIXTURES, SHARED, compose_config, requires_shared
 
@@ -307,7 +306,7 @@ def test_hub_path_maps_class_labels_by_name(monkeypatch, cache_dir, tiny_checkpo
     """Online, GLUE comes from nyu-mll/glue; its ClassLabel ids are mapped to the task table's order by name."""
     from transformers import AutoTokenizer
 
-    from bertkit.data import glue
+    from bertkit.tasks.classification import glue
 
     shuffled = ["contradiction", "entailment", "neutral"]  # not the table's order
     calls = []
@@ -318,7 +317,7 @@ def test_hub_path_maps_class_labels_by_name(monkeypatch, cache_dir, tiny_checkpo
 
     monkeypatch.setattr(glue.datasets, "load_dataset", load_dataset)
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    bundle = glue.build(GlueDataConfig(task=GlueTask.mnli), tokenizer, cache_dir)
+    bundle = GlueClassification(GlueDataConfig(task=GlueTask.mnli)).build(tokenizer, cache_dir)
     assert calls == [("nyu-mll/glue", "mnli"), ("nyu-mll/glue", "ax")]
     assert set(bundle.evaluation) == {"validation_matched", "validation_mismatched"}
     assert set(bundle.prediction) == {"test_matched", "test_mismatched", "diagnostic"}
@@ -327,5 +326,6 @@ def test_hub_path_maps_class_labels_by_name(monkeypatch, cache_dir, tiny_checkpo
     assert bundle.train["labels"] == expected
     assert "labels" not in bundle.prediction["test_matched"].column_names
 
-    stsb = glue.build(GlueDataConfig(task=GlueTask.stsb), tokenizer, cache_dir)
-    assert stsb.task.is_regression and stsb.train["labels"][:3] == [0.0, 1.0, 2.0]
+    stsb_task = GlueClassification(GlueDataConfig(task=GlueTask.stsb))
+    stsb = stsb_task.build(tokenizer, cache_dir)
+    assert stsb_task.labels.is_regression and stsb.train["labels"][:3] == [0.0, 1.0, 2.0]

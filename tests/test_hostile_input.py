@@ -23,22 +23,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from transformers import BertTokenizerFast
 
-from bertkit.config import (
-    CorpusSource,
-    CustomDataConfig,
-    GlueDataConfig,
-    GlueTask,
-    NerDataConfig,
-    PretrainCorpusConfig,
-    SquadVersion,
-)
-from bertkit.data import custom
-from bertkit.data.conll_reader import read_columns
-from bertkit.data.corpus import load_documents
-from bertkit.data.files import file_keys
-from bertkit.data.glue import TASKS, read_tsv_layout
-from bertkit.data.squad_reader import read_json
-from bertkit.errors import DataError
+from bertkit.core.errors import DataError
+from bertkit.readers.conll import read_columns
+from bertkit.readers.files import file_keys
+from bertkit.readers.squad_json import SquadVersion, read_json
+from bertkit.tasks.classification.custom import CustomClassification, CustomDataConfig
+from bertkit.tasks.classification.glue import TASKS, GlueDataConfig, GlueTask, read_tsv_layout
+from bertkit.tasks.pretraining.config import CorpusSource, PretrainCorpusConfig
+from bertkit.tasks.pretraining.corpus import load_documents
 
 from .conftest import ASSETS, GLUE_FIXTURES, TINY_CORPUS
 
@@ -200,8 +192,7 @@ def test_conll_column_reader(tag_column, data):
     with workspace() as folder:
         hostile = folder / "eng.txt"
         hostile.write_bytes(content)
-        cfg = NerDataConfig(tag_column=tag_column)
-        read = lambda: read_columns(file_keys([hostile])[0], cfg, str(folder / "cache"))  # noqa: E731
+        read = lambda: read_columns(file_keys([hostile])[0], tag_column, True, str(folder / "cache"))  # noqa: E731
         parses_or_names_the_file(read, hostile)
 
 
@@ -232,7 +223,7 @@ def test_custom_data_reader(suffix, word_tokenizer, data):
         hostile = folder / f"reviews{suffix}"
         hostile.write_bytes(content)
         cfg = CustomDataConfig(train_file=str(hostile), text_column="review", label_column="verdict", max_seq_length=32)
-        parses_or_names_the_file(lambda: custom.build(cfg, word_tokenizer, folder / "cache"), hostile)
+        parses_or_names_the_file(lambda: CustomClassification(cfg).build(word_tokenizer, folder / "cache"), hostile)
 
 
 # ------------------------------------------------------------------- what the properties found, pinned
@@ -264,5 +255,5 @@ def test_found_cases_name_file_and_line(tmp_path, word_tokenizer):
     ten = tmp_path / "ten.csv"
     ten.write_bytes(b"review,verdict\n" + b"The soup was warm .,good\nService was slow .,bad\n" * 5)
     cfg = CustomDataConfig(train_file=str(ten), text_column="review", label_column="verdict")
-    bundle = custom.build(cfg, word_tokenizer, tmp_path / "cache")
+    bundle = CustomClassification(cfg).build(word_tokenizer, tmp_path / "cache")
     assert len(bundle.train) == 9 and len(bundle.evaluation["validation"]) == 1

@@ -7,8 +7,10 @@ import random
 import pyarrow as pa
 import pytest
 
-from bertkit.config import PretrainCorpusConfig
-from bertkit.data.pretraining import IS_NEXT, TokenizedDocuments, create_instances, truncate_seq_pair
+from bertkit.tasks.pretraining.config import PretrainCorpusConfig
+from bertkit.tasks.pretraining.documents import TokenizedDocuments
+from bertkit.tasks.pretraining.instances import truncate_seq_pair
+from bertkit.tasks.pretraining.mlm_nsp import IS_NEXT, create_instances
 
 MAX_SEQ_LENGTH = 128
 DOCUMENTS = 500
@@ -45,7 +47,7 @@ def build_all(documents, cfg: PretrainCorpusConfig):
         tokens, bounds = corpus.document(index)
         rng = random.Random(f"{cfg.seed}/{index}")
         for a_start, a_end, b_tokens, b_start, b_end, label, dropped in create_instances(
-            bounds.tolist(), index, len(corpus), corpus.segment, cfg, rng
+            bounds.tolist(), index, corpus, cfg, rng
         ):
             b_tokens = tokens if b_tokens is None else b_tokens
             instances.append((index, tokens[a_start:a_end].tolist(), b_tokens[b_start:b_end].tolist(), label, dropped))

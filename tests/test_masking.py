@@ -8,8 +8,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import BertTokenizerFast
 
-from bertkit.config import MaskingConfig
-from bertkit.data.masking import IGNORE_INDEX, PretrainingCollator, VocabularyTables, mask_row
+from bertkit.core.batch import IGNORE_INDEX
+from bertkit.tasks.pretraining.config import MaskingConfig
+from bertkit.tasks.pretraining.masking import PretrainingCollator, VocabularyTables, mask_row
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [f"w{i}" for i in range(200)]

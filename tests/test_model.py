@@ -8,9 +8,12 @@ import pytest
 import torch
 from transformers import BertConfig, BertForPreTraining
 
-from bertkit.config import ModelConfig
-from bertkit.data.bundle import TaskKind, TaskSpec
-from bertkit.model import MaskedLMOnlyBertForPreTraining, build_model
+from bertkit.core.task import TaskSpec
+from bertkit.model import build_model
+from bertkit.settings import ModelConfig
+from bertkit.tasks.pretraining.config import PretrainCorpusConfig
+from bertkit.tasks.pretraining.heads import MaskedLMOnlyBertForPreTraining
+from bertkit.tasks.pretraining.task import PretrainingTask
 
 from .conftest import SHARED, requires_shared
 
@@ -65,11 +68,14 @@ def test_without_labels_the_model_scores_every_position():
 
 
 def test_scratch_model_follows_the_task_and_preset():
-    task = TaskSpec(kind=TaskKind.pretraining, vocab_size=321, pad_token_id=0, max_seq_length=128)
-    model = build_model(ModelConfig(hidden_size=64, num_attention_heads=4, intermediate_size=128), task)
+    task, spec = PretrainingTask(PretrainCorpusConfig()), TaskSpec(vocab_size=321, pad_token_id=0, max_seq_length=128)
+    settings = ModelConfig(hidden_size=64, num_attention_heads=4, intermediate_size=128)
+    model = build_model(settings, spec, task.head(settings))
     assert isinstance(model, MaskedLMOnlyBertForPreTraining)
     assert model.config.vocab_size == 321 and model.config.hidden_size == 64
-    plain = build_model(ModelConfig(masked_positions_only=False), task)
+    plain = build_model(
+        ModelConfig(masked_positions_only=False), spec, task.head(ModelConfig(masked_positions_only=False))
+    )
     assert type(plain) is BertForPreTraining
 
 
@@ -77,9 +83,10 @@ def test_scratch_model_follows_the_task_and_preset():
 @requires_shared
 def test_continued_pretraining_from_minilm_says_the_heads_are_new(caplog):
     checkpoint = SHARED / "models" / "all-MiniLM-L6-v2"
-    task = TaskSpec(kind=TaskKind.pretraining, vocab_size=30522, pad_token_id=0, max_seq_length=128)
+    spec = TaskSpec(vocab_size=30522, pad_token_id=0, max_seq_length=128)
+    settings = ModelConfig(name_or_path=str(checkpoint))
     with caplog.at_level(logging.WARNING, logger="bertkit.model"):
-        model = build_model(ModelConfig(name_or_path=str(checkpoint)), task)
+        model = build_model(settings, spec, PretrainingTask(PretrainCorpusConfig()).head(settings))
     assert "has no weights for cls.predictions, cls.seq_relationship" in caplog.text
     assert model.config.num_hidden_layers == 6 and model.dtype == torch.float32
     reference = BertForPreTraining.from_pretrained(checkpoint).bert.embeddings.word_embeddings.weight

@@ -11,12 +11,12 @@ import pytest
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from bertkit import metrics, train
-from bertkit.config import NerDataConfig
-from bertkit.data import ner
-from bertkit.data.conll_reader import LINE, TAGS, WORDS, iob1_to_iob2, read_columns
-from bertkit.data.files import file_keys
-from bertkit.data.masking import IGNORE_INDEX
-from bertkit.errors import DataError
+from bertkit.core.batch import IGNORE_INDEX
+from bertkit.core.errors import DataError
+from bertkit.readers.conll import LINE, TAGS, WORDS, iob1_to_iob2, read_columns
+from bertkit.readers.files import file_keys
+from bertkit.tasks import token_classification as ner
+from bertkit.tasks.token_classification import NerDataConfig
 
 from .conftest import ASSETS, SHARED, compose_config, requires_shared
 
@@ -26,7 +26,8 @@ CONLL = ASSETS / "conll"
 def test_seqeval_scores_by_hand():
     references = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "O"]]
     predictions = [["B-PER", "I-PER", "O", "I-LOC"], ["B-ORG", "O", "O"]]
-    scores = metrics.load("ner").compute(predictions=predictions, references=references)
+    scores = ner.entity_scores(predictions, references)
+    assert metrics.load("ner").compute(predictions=predictions, references=references) == scores  # the evaluate module
     # Default (conlleval) mode: I-LOC after O starts an entity, so PER and LOC are found, ORG is cut short.
     assert scores["precision"] == pytest.approx(2 / 3) and scores["recall"] == pytest.approx(2 / 3)
     assert scores["f1"] == pytest.approx(2 / 3)
@@ -46,7 +47,8 @@ def test_iob1_to_iob2():
 
 
 def read(path, cache_dir, **settings) -> datasets.Dataset:
-    return read_columns(file_keys([path])[0], NerDataConfig(**settings), str(cache_dir / "datasets"))
+    cfg = NerDataConfig(**settings)
+    return read_columns(file_keys([path])[0], cfg.tag_column, cfg.to_iob2, str(cache_dir / "datasets"))
 
 
 def test_reader_sentences_documents_and_lines(cache_dir):
@@ -191,7 +193,7 @@ def test_hub_path_maps_class_label_ids_to_tags(monkeypatch, ner_run, tmp_path):
         {"tokens": rows[WORDS], "ner_tags": [[names.index(t) for t in tags] for tags in rows[TAGS]]}, features=features
     )
     monkeypatch.setattr(
-        "bertkit.data.conll_reader.datasets.load_dataset",
+        "bertkit.readers.conll.datasets.load_dataset",
         lambda name, cache_dir=None: datasets.DatasetDict(train=table, validation=table, test=table),
     )
     overrides = [

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from bertkit import config, tokenizer, train
-from bertkit.config import CorpusSource, MaskingMode, PretrainCorpusConfig, TokenizerConfig
-from bertkit.data import build_data
-from bertkit.errors import DataError
+from bertkit import train
+from bertkit.core.errors import DataError
+from bertkit.settings import TokenizerConfig
+from bertkit.tasks.pretraining.config import CorpusSource, MaskingConfig, MaskingMode, PretrainCorpusConfig
 
-from .conftest import SHARED, TINY_CORPUS, compose_config, requires_shared
+from .conftest import SHARED, TINY_CORPUS, build_data, compose_config, requires_shared, wordpiece
 
 
 def tiny_data(**settings) -> PretrainCorpusConfig:
@@ -27,7 +27,7 @@ def tiny_data(**settings) -> PretrainCorpusConfig:
 
 @pytest.fixture
 def tiny_tokenizer(cache_dir):
-    return tokenizer.train_wordpiece(TokenizerConfig(vocab_size=300, min_frequency=1), tiny_data(), cache_dir)
+    return wordpiece(TokenizerConfig(vocab_size=300, min_frequency=1), tiny_data(), cache_dir)
 
 
 def test_second_build_reuses_the_cache(tiny_tokenizer, cache_dir):
@@ -54,7 +54,7 @@ def test_stats_report_what_was_built(tiny_tokenizer, cache_dir):
 def test_static_masking_with_dupe_factor(tiny_tokenizer, cache_dir):
     once = build_data(tiny_data(), tiny_tokenizer, cache_dir)
     static = build_data(
-        tiny_data(masking=config.MaskingConfig(mode=MaskingMode.static), dupe_factor=3), tiny_tokenizer, cache_dir
+        tiny_data(masking=MaskingConfig(mode=MaskingMode.static), dupe_factor=3), tiny_tokenizer, cache_dir
     )
     assert "labels" in static.train.column_names
     assert len(static.train) > 2 * len(once.train)

@@ -30,7 +30,8 @@ SETTINGS = [
 ]
 CRASH_IN_SAVE = """
 import os, signal, sys
-from bertkit import checkpoint, train
+from bertkit import train
+from bertkit.training import checkpoints as checkpoint
 publish = checkpoint._sync_tree
 def crash_while_saving(folder):
     if folder.name == "step_6.tmp":  # the state is on disk, the rename that would publish it is not done

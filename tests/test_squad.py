@@ -11,12 +11,15 @@ import pytest
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from bertkit import metrics, train
-from bertkit.config import SquadDataConfig, SquadVersion
-from bertkit.data import squad
-from bertkit.data.files import file_keys
-from bertkit.data.squad_answers import AnswerDecoder
-from bertkit.data.squad_reader import ARTICLE, ID, read_json, split_by_article
-from bertkit.errors import DataError
+from bertkit.core.errors import DataError
+from bertkit.readers.files import file_keys
+from bertkit.readers.squad_json import ARTICLE, ID, SquadVersion, read_json, split_by_article
+from bertkit.tasks.question_answering import answers
+from bertkit.tasks.question_answering.answers import AnswerDecoder
+from bertkit.tasks.question_answering.config import SquadDataConfig
+from bertkit.tasks.question_answering.features import build_features
+from bertkit.tasks.question_answering.scores import squad_v1_scores, squad_v2_scores
+from bertkit.tasks.question_answering.task import QuestionAnsweringTask
 
 from .conftest import ASSETS, SHARED, compose_config, requires_shared
 
@@ -47,8 +50,10 @@ def test_v1_metric_normalization_rules_and_best_reference():
         # "an" is an article only as a whole word: "and" stays; F1: pred {rock, and, roll}, gold {rock, roll} = 0.8
         ("and", "rock and roll", refs("and", "rock roll"), 0, 0.8),
     ]
+    references = [ref for _, _, ref, *_ in cases]
+    scores = squad_v1_scores({qid: text for qid, text, *_ in cases}, references)
     predictions = [{"id": qid, "prediction_text": text} for qid, text, *_ in cases]
-    scores = squad_metric("v1").compute(predictions=predictions, references=[ref for _, _, ref, *_ in cases])
+    assert squad_metric("v1").compute(predictions=predictions, references=references) == scores  # evaluate module
     assert scores["exact_match"] == pytest.approx(100 * 5 / 8)
     assert scores["f1"] == pytest.approx(100 * (5 + 0.5 + 0.8) / 8)
 
@@ -66,7 +71,12 @@ def test_v2_metric_unanswerable_questions_and_best_threshold():
         {"id": "n1", "prediction_text": "", "no_answer_probability": 3.0},  # right: no answer
         {"id": "n2", "prediction_text": "Carolina", "no_answer_probability": 0.5},  # wrong
     ]
-    scores = squad_metric("v2").compute(predictions=predictions, references=references)
+    scores = squad_v2_scores(
+        {p["id"]: p["prediction_text"] for p in predictions},
+        {p["id"]: p["no_answer_probability"] for p in predictions},
+        references,
+    )
+    assert squad_metric("v2").compute(predictions=predictions, references=references) == scores  # evaluate module
     assert scores["exact"] == pytest.approx(50.0) and scores["total"] == 4
     assert scores["f1"] == pytest.approx(100 * (1 + 2 / 3 + 1) / 4)
     assert scores["HasAns_exact"] == pytest.approx(50.0) and scores["HasAns_f1"] == pytest.approx(100 * 5 / 6)
@@ -149,21 +159,21 @@ def test_long_contexts_become_windows_whose_labels_point_at_the_answer(tmp_path,
     tokenizer = minilm_like_tokenizer
     cfg = SquadDataConfig(train_file=str(SQUAD_V1), validation_file=str(SQUAD_V1), max_seq_length=48, doc_stride=16,
                           max_query_length=6)  # fmt: skip
-    bundle = squad.build(cfg, tokenizer, tmp_path)
+    bundle = QuestionAnsweringTask(cfg).build(tokenizer, tmp_path)
     stats = bundle.stats["train"]
     assert stats["contexts_split_into_windows"] >= 2  # the two mill questions at least
     assert stats["features"] > stats["questions"] and stats["features_without_the_answer"] > 0
     assert stats["answers_realigned"] == 1 and stats["truncated_questions"] > 0
     labeled = set()
     rows = read(SQUAD_V1, tmp_path)
-    features = squad._features(rows, tokenizer, cfg, "test", training=True)
+    features = build_features(rows, tokenizer, cfg, "test", training=True)
     for feature in features:
         start, end = feature["start_positions"], feature["end_positions"]
         if start == 0:
             assert end == 0
             continue
-        labeled.add(feature[squad.EXAMPLE])
-        answer = rows[feature[squad.EXAMPLE]]["answer_texts"][0]
+        labeled.add(feature[answers.EXAMPLE])
+        answer = rows[feature[answers.EXAMPLE]]["answer_texts"][0]
         span = tokenizer.decode(feature["input_ids"][start : end + 1])
         assert span.replace(" ", "") == answer.lower().replace(" ", "")
     assert labeled == set(range(len(rows)))  # in one window at least (overlapping windows may share it)
@@ -180,31 +190,31 @@ def test_decoder_finds_the_best_span_over_windows_and_applies_the_null_threshold
     cfg = SquadDataConfig(train_file=str(SQUAD_V2), validation_file=str(SQUAD_V2), version=SquadVersion.v2,
                           max_seq_length=48, doc_stride=16, max_query_length=16)  # fmt: skip
     rows = read(SQUAD_V2, tmp_path, SquadVersion.v2)
-    features = squad._features(rows, minilm_like_tokenizer, cfg, "test", training=False)
+    features = build_features(rows, minilm_like_tokenizer, cfg, "test", training=False)
     width = max(len(ids) for ids in features["input_ids"])
     starts = np.full((len(features), width), -5.0, dtype=np.float32)
     ends = starts.copy()
     targets = {}
     for index, feature in enumerate(features):
-        context = [i for i, first in enumerate(feature[squad.OFFSET_STARTS]) if first >= 0]
+        context = [i for i, first in enumerate(feature[answers.OFFSET_STARTS]) if first >= 0]
         length = len(feature["input_ids"])
-        question = rows[feature[squad.EXAMPLE]]
+        question = rows[feature[answers.EXAMPLE]]
         if question["is_impossible"]:
             starts[index], ends[index] = one_hot_logits(length, width, 0), one_hot_logits(length, width, 0)
         else:  # every window votes for its own first two context tokens, the last window most strongly
             high = 10.0 + index
             starts[index] = one_hot_logits(length, width, context[0], high)
             ends[index] = one_hot_logits(length, width, context[1], high)
-            first, last = feature[squad.OFFSET_STARTS][context[0]], feature[squad.OFFSET_ENDS][context[1]]
+            first, last = feature[answers.OFFSET_STARTS][context[0]], feature[answers.OFFSET_ENDS][context[1]]
             targets[question[ID]] = question["context"][first:last]
     decoder = AnswerDecoder.from_features(cfg, rows, features)
     decoded = decoder.decode({"start_logits": starts, "end_logits": ends})
-    assert {qid: decoded["predictions"][qid] for qid in targets} == targets
-    assert decoded["predictions"]["lh3"] == "" and decoded["predictions"]["f3"] == ""
-    assert decoded["null_odds"]["lh3"] > 0 > decoded["null_odds"]["lh1"]
-    assert len(decoded["nbest"]["lh1"]) <= cfg.n_best_size
-    assert sum(entry["probability"] for entry in decoded["nbest"]["lh1"]) == pytest.approx(1.0)
-    files = decoder.files({"start_logits": starts, "end_logits": ends})
+    assert {qid: decoded.predictions[qid] for qid in targets} == targets
+    assert decoded.predictions["lh3"] == "" and decoded.predictions["f3"] == ""
+    assert decoded.null_odds["lh3"] > 0 > decoded.null_odds["lh1"]
+    assert len(decoded.nbest["lh1"]) <= cfg.n_best_size
+    assert sum(entry["probability"] for entry in decoded.nbest["lh1"]) == pytest.approx(1.0)
+    files = decoder.files(decoded)
     assert set(files) == {"predictions.json", "nbest_predictions.json", "null_odds.json"}
 
 
@@ -318,7 +328,7 @@ def test_hub_path_reads_the_squad_layout(monkeypatch, squad_run, tmp_path):
         asked.append(name)
         return hub_like(SQUAD_V2)
 
-    monkeypatch.setattr("bertkit.data.squad_reader.datasets.load_dataset", load_dataset)
+    monkeypatch.setattr("bertkit.readers.squad_json.datasets.load_dataset", load_dataset)
     overrides = [o for o in squad_run("v2") if not o.startswith(("data.train_file", "data.validation_file"))]
     train.run(compose_config(overrides))
     assert asked == ["rajpurkar/squad_v2"]

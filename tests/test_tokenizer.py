@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from bertkit.config import CorpusSource, PretrainCorpusConfig, TokenizerConfig
-from bertkit.tokenizer import SPECIAL_TOKENS, train_wordpiece
+from bertkit.settings import TokenizerConfig
+from bertkit.tasks.pretraining.config import CorpusSource, PretrainCorpusConfig
+from bertkit.tokenizer import SPECIAL_TOKENS
 
-from .conftest import TINY_CORPUS
+from .conftest import TINY_CORPUS, wordpiece
 
 
 def tiny_corpus() -> PretrainCorpusConfig:
@@ -20,13 +21,13 @@ def test_trained_vocabulary_is_the_same_on_every_run(tmp_path):
     settings = TokenizerConfig(vocab_size=300, min_frequency=1)
     vocabularies = []
     for attempt in range(3):
-        tokenizer = train_wordpiece(settings, tiny_corpus(), tmp_path / f"cache{attempt}")
+        tokenizer = wordpiece(settings, tiny_corpus(), tmp_path / f"cache{attempt}")
         vocabularies.append(json.loads(tokenizer.backend_tokenizer.to_str())["model"]["vocab"])
     assert vocabularies[0] == vocabularies[1] == vocabularies[2]
 
 
 def test_trained_tokenizer_has_bert_layout(cache_dir):
-    tokenizer = train_wordpiece(TokenizerConfig(vocab_size=300, min_frequency=1), tiny_corpus(), cache_dir)
+    tokenizer = wordpiece(TokenizerConfig(vocab_size=300, min_frequency=1), tiny_corpus(), cache_dir)
     assert tokenizer.convert_ids_to_tokens(list(range(5))) == SPECIAL_TOKENS
     assert sorted(tokenizer.all_special_tokens) == sorted(SPECIAL_TOKENS)  # no '##x' piece is special
     encoded = tokenizer("The keeper climbed.", "He saw ##ships.")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerFast
 
-from bertkit.data.word_cache import PlainEncoder
+from bertkit.tasks.pretraining.word_cache import PlainEncoder
 
 from .conftest import SHARED, requires_shared
 

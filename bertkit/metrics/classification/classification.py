@@ -1,14 +1,14 @@
-"""Metrics of your own sentence(-pair) tasks as an `evaluate` module, loadable offline by path.
+"""Metrics of your own sentence(-pair) tasks as an `evaluate` module, loadable offline by path
+(bertkit.tasks.classification.scores).
 
-Config "classification": accuracy, macro-averaged F1 (every class counts alike, whatever its size) and
-Matthews correlation. Config "regression": Pearson and Spearman correlation and mean squared error.
+Config "classification": accuracy, macro-averaged F1 and Matthews correlation. Config "regression": Pearson
+and Spearman correlation and mean squared error.
 """
 
 import datasets
 import evaluate
-import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, mean_squared_error
+
+from bertkit.tasks.classification.scores import classification_scores, regression_scores
 
 _DESCRIPTION = "Scores of a classification or regression task over sentences or sentence pairs."
 _KWARGS_DESCRIPTION = """
@@ -36,16 +36,6 @@ class Classification(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        predictions = np.asarray(predictions)
-        references = np.asarray(references)
         if self.config_name == "regression":
-            return {
-                "pearson": float(pearsonr(predictions, references)[0]),
-                "spearmanr": float(spearmanr(predictions, references)[0]),
-                "mse": float(mean_squared_error(references, predictions)),
-            }
-        return {
-            "accuracy": float(accuracy_score(references, predictions)),
-            "f1_macro": float(f1_score(references, predictions, average="macro")),
-            "matthews_correlation": float(matthews_corrcoef(references, predictions)),
-        }
+            return regression_scores(predictions, references)
+        return classification_scores(predictions, references)

@@ -1,15 +1,13 @@
-"""Entity-level NER scores as an `evaluate` module, loadable offline by path, computed with seqeval.
+"""Entity-level NER scores as an `evaluate` module, loadable offline by path (bertkit.tasks.token_classification).
 
-Two ways to count entities: seqeval's default mode, which reads tags as conlleval does (an I- after O or
-after another type still starts an entity), and its strict IOB2 mode, where only a B- starts one and an
-entity must be tagged consistently to count. Both give precision, recall and F1 overall and per entity
-type; token accuracy counts every word (O included), as conlleval's "accuracy" does.
+seqeval's default mode (tags read as conlleval reads them) and its strict IOB2 mode, each with precision,
+recall and F1 overall and per entity type, and token accuracy.
 """
 
 import datasets
 import evaluate
-from seqeval.metrics import accuracy_score, classification_report
-from seqeval.scheme import IOB2
+
+from bertkit.tasks.token_classification import entity_scores
 
 _DESCRIPTION = "Entity-level precision, recall and F1 (seqeval; default and strict IOB2), and token accuracy."
 _KWARGS_DESCRIPTION = """
@@ -39,17 +37,4 @@ class Ner(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        scores = {"accuracy": float(accuracy_score(references, predictions))}
-        for prefix, options in (("", {}), ("strict_", {"mode": "strict", "scheme": IOB2})):
-            report = classification_report(references, predictions, output_dict=True, zero_division=0, **options)
-            micro = report.pop("micro avg")
-            for name in ("precision", "recall", "f1"):
-                scores[f"{prefix}{name}"] = float(micro["f1-score" if name == "f1" else name])
-            for entity, numbers in report.items():
-                if entity.endswith(" avg"):
-                    continue
-                for name in ("precision", "recall", "f1"):
-                    scores[f"{prefix}{entity}_{name}"] = float(numbers["f1-score" if name == "f1" else name])
-                if not prefix:
-                    scores[f"{entity}_number"] = int(numbers["support"])
-        return scores
+        return entity_scores(predictions, references)

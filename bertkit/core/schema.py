@@ -1,0 +1,51 @@
+"""Helpers for the typed config schemas: checks that name the setting, and settings marked resumable."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, field, fields, is_dataclass
+from enum import StrEnum
+from typing import Any
+
+from bertkit.core.errors import ConfigError
+
+RESUMABLE = "resumable"
+"""Field metadata key: a run may change this setting and still resume (budgets and bookkeeping, nothing that
+shapes what is trained)."""
+
+
+def require(condition: bool, key: str, message: str) -> None:
+    """Stop at start-up with a message naming the setting, e.g. `invalid setting data.stride: ...`."""
+    if not condition:
+        raise ConfigError(f"invalid setting {key}: {message}")
+
+
+def resumable(default: Any) -> Any:
+    """A schema field that an earlier run's settings may differ in, and still be resumed."""
+    return field(default=default, metadata={RESUMABLE: True})
+
+
+def resumable_keys(schema: Any, prefix: str = "") -> set[str]:
+    """Dotted names of the fields marked resumable in a (nested) schema instance, e.g. "trainer.max_steps"."""
+    keys: set[str] = set()
+    for spec in fields(schema):
+        value = getattr(schema, spec.name)
+        if spec.metadata.get(RESUMABLE):
+            keys.add(prefix + spec.name)
+        elif is_dataclass(value):
+            keys |= resumable_keys(value, f"{prefix}{spec.name}.")
+    return keys
+
+
+def flat_defaults(schema: Any, prefix: str = "") -> dict[str, Any]:
+    """Every field's schema default, flat ("trainer.group_by_length": False), enums by their names, as a
+    resolved config.yaml holds them."""
+    flat: dict[str, Any] = {}
+    for spec in fields(schema):
+        value = getattr(schema, spec.name)
+        if is_dataclass(value):
+            flat |= flat_defaults(value, f"{prefix}{spec.name}.")
+        elif spec.default is not MISSING:
+            flat[prefix + spec.name] = str(spec.default) if isinstance(spec.default, StrEnum) else spec.default
+        elif spec.default_factory is not MISSING:
+            flat[prefix + spec.name] = spec.default_factory()
+    return flat

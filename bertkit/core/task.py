@@ -1,0 +1,74 @@
+"""What a task hands the layers above it: data for the trainer, a head and sizes for the model recipe, and
+how evaluation outputs become predictions and scores. The tasks themselves live in `bertkit.tasks`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import datasets
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from bertkit.core.batch import Batch, Gathered, Scores
+
+
+@dataclass(frozen=True, kw_only=True)
+class Head:
+    """The model a task trains: which class, and what it changes in the encoder's configuration."""
+
+    model_class: type[PreTrainedModel]
+    """A transformers class, or a bertkit subclass of one that computes the same loss with less work."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """Configuration changes the head needs: num_labels, id2label, label2id, problem_type."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    """Facts about the task's inputs that the model recipe must fit."""
+
+    vocab_size: int
+    """Tokens in the tokenizer; the model's embedding matrix must hold at least this many."""
+    pad_token_id: int
+    max_seq_length: int
+
+    @classmethod
+    def of(cls, tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> TaskSpec:
+        return cls(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, max_seq_length=max_seq_length)
+
+
+@dataclass(kw_only=True)
+class TaskData:
+    """The datasets and collators of a task, built from its data config and the tokenizer."""
+
+    spec: TaskSpec
+    train: datasets.Dataset
+    evaluation: dict[str, datasets.Dataset]
+    """Labeled splits scored during training (when asked) and at the end, e.g. {"validation": ...}."""
+    final_evaluation: dict[str, datasets.Dataset] = field(default_factory=dict)
+    """Labeled splits scored once, after training (e.g. a test set that must not guide it)."""
+    prediction: dict[str, datasets.Dataset] = field(default_factory=dict)
+    """Unlabeled splits predicted at the end, e.g. {"test": ...}; written, never scored."""
+    collate_train: Callable[[list[dict[str, Any]]], Batch]
+    collate_eval: Callable[[list[dict[str, Any]]], Batch]
+    stats: dict[str, Any] = field(default_factory=dict)
+    """What was built, per split (documents, examples, truncations, ...), reported in metrics.json."""
+    description: str = ""
+    """One line naming the data, for the model card."""
+
+
+class Evaluation(Protocol):
+    """The part of a task the trainer calls: what to gather per example, then predictions and scores."""
+
+    def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
+        """Per-example tensors of one evaluation batch and the model's output (leading dimension: examples)."""
+        ...
+
+    def decode(self, split: str, gathered: Gathered) -> Any:
+        """One split's gathered outputs -> its predictions (answer texts, tags, labels), computed once."""
+        ...
+
+    def score(self, split: str, decoded: Any) -> Scores:
+        """The metrics of one labeled split's predictions."""
+        ...

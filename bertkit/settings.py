@@ -1,0 +1,158 @@
+"""Schemas of the model, tokenizer and trainer groups: which settings exist, their types and checks.
+
+Each task's data schema lives with its task (`bertkit.tasks`); `config.py` puts them together into the run's
+config. Settings marked `resumable(...)` may differ between a run and its resumption (budgets and
+bookkeeping); any other change makes another run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bertkit.core.schema import require, resumable
+
+
+class MixedPrecision(StrEnum):
+    no = "no"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class SchedulerKind(StrEnum):
+    linear = "linear"
+    cosine = "cosine"
+    constant = "constant_with_warmup"
+
+
+class AttnImplementation(StrEnum):
+    sdpa = "sdpa"
+    eager = "eager"
+    flex_attention = "flex_attention"
+    flash_attention_2 = "flash_attention_2"
+
+
+class ResumeMode(StrEnum):
+    """What a run does with the checkpoints of an earlier run in its output_dir."""
+
+    auto = "auto"  # resume from the newest, if the earlier run had the same configuration; else refuse
+    never = "never"  # start over (the same configuration only: another run's results are never overwritten)
+    force = "force"  # resume even though settings changed (say, a new learning rate for the rest of the run)
+
+
+class NonFiniteLoss(StrEnum):
+    """What to do when a step's gradients are NaN or infinite."""
+
+    stop = "stop"  # stop with the step number; the last good checkpoint stays the newest
+    skip = "skip"  # drop that batch's update, count it, and go on
+
+
+@dataclass(kw_only=True, slots=True)
+class TokenizerConfig:
+    """Which tokenizer to use, or how to train one."""
+
+    name_or_path: str | None = None
+    """Hub id or folder of a tokenizer. None: the model checkpoint's tokenizer, or, when the model is
+    trained from scratch, a WordPiece vocabulary trained on the pretraining corpus."""
+    vocab_size: int = 8192
+    """Size of a trained WordPiece vocabulary (special tokens included)."""
+    lowercase: bool = True
+    """Lowercase and strip accents before WordPiece (uncased BERT)."""
+    min_frequency: int = 2
+    """A trained WordPiece keeps only pieces seen at least this often."""
+
+    def __post_init__(self) -> None:
+        require(self.vocab_size >= 128, "tokenizer.vocab_size", f"{self.vocab_size} is too small (>= 128)")
+        require(self.min_frequency >= 1, "tokenizer.min_frequency", "must be >= 1")
+
+
+@dataclass(kw_only=True, slots=True)
+class ModelConfig:
+    """Model recipe: a BERT from scratch (sizes below) or from a checkpoint."""
+
+    name_or_path: str | None = None
+    """Checkpoint folder or Hub id to start from. None: initialise from scratch with the sizes below."""
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    intermediate_size: int = 512
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+    attn_implementation: AttnImplementation = AttnImplementation.sdpa
+    masked_positions_only: bool = True
+    """Compute MLM logits only at masked positions (same weights and loss, far less work)."""
+    trust_remote_code: bool = False
+    """Allow a Hub checkpoint to run its own Python code. Off: only transformers' BERT code runs."""
+
+    def __post_init__(self) -> None:
+        if self.name_or_path is None:
+            require(
+                self.hidden_size % self.num_attention_heads == 0,
+                "model.hidden_size",
+                f"{self.hidden_size} is not a multiple of model.num_attention_heads={self.num_attention_heads}",
+            )
+        require(self.num_hidden_layers >= 1, "model.num_hidden_layers", "must be >= 1")
+
+
+@dataclass(kw_only=True, slots=True)
+class TrainerConfig:
+    """The optimisation loop."""
+
+    per_device_batch_size: int = 32
+    eval_batch_size: int = resumable(64)
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    """Applied to weights only; biases and LayerNorm parameters are never decayed."""
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm; 0 turns it off."""
+    lr_scheduler: SchedulerKind = SchedulerKind.linear
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    """Warmup as a fraction of all optimizer steps, used when warmup_steps is 0."""
+    num_epochs: int = resumable(1)
+    max_steps: int | None = resumable(None)
+    """Optimizer steps to run; overrides num_epochs when set. 0: no training, only evaluation (and
+    prediction) of the model as it is."""
+    max_minutes: float | None = resumable(None)
+    """Stop (and evaluate, save) after this much training time."""
+    mixed_precision: MixedPrecision = MixedPrecision.no
+    log_every: int = resumable(10)
+    eval_every: int | None = resumable(None)
+    """Evaluate every N optimizer steps (and always at the end)."""
+    eval_every_epoch: bool = resumable(False)
+    """Evaluate at the end of every epoch (and always at the end)."""
+    save_every: int | None = resumable(None)
+    """Write a resumable checkpoint every N optimizer steps."""
+    keep_last: int = resumable(2)
+    """Resumable checkpoints to keep."""
+    resume: ResumeMode = resumable(ResumeMode.auto)
+    """auto: resume from the newest checkpoint in output_dir if the run there had these settings (refuse
+    otherwise); never: start over; force: resume although settings changed."""
+    on_nonfinite_loss: NonFiniteLoss = NonFiniteLoss.stop
+    num_workers: int = resumable(0)
+    """DataLoader worker processes (0: load in the training process)."""
+    group_by_length: bool = False
+    """Batch training examples of similar lengths together (shuffled in groups of 50 batches, sorted within):
+    less padding when lengths vary a lot, e.g. SST-2's short sentences next to long ones."""
+    torch_compile: bool = False
+    progress_bar: bool = resumable(True)
+
+    def __post_init__(self) -> None:
+        for key in ("per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every"):
+            require(getattr(self, key) >= 1, f"trainer.{key}", "must be >= 1")
+        require(self.learning_rate > 0, "trainer.learning_rate", "must be > 0")
+        require(self.num_epochs >= 1, "trainer.num_epochs", "must be >= 1")
+        require(self.max_steps is None or self.max_steps >= 0, "trainer.max_steps", "must be >= 0")
+        require(self.warmup_steps >= 0, "trainer.warmup_steps", "must be >= 0")
+        require(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
+        require(self.max_grad_norm >= 0, "trainer.max_grad_norm", "must be >= 0")
+        require(self.keep_last >= 1, "trainer.keep_last", "must be >= 1")
+        require(self.eval_every is None or self.eval_every >= 1, "trainer.eval_every", "must be >= 1")
+        require(self.save_every is None or self.save_every >= 1, "trainer.save_every", "must be >= 1")

@@ -1,0 +1,116 @@
+"""The seam every task implements: what the layers above (train.py, the model recipe, the trainer, the
+artifact writers) ask of a task, in the order a run asks it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.task import Head, TaskData
+from bertkit.settings import ModelConfig
+
+
+class DataSettings(Protocol):
+    """What every task's data config has."""
+
+    max_seq_length: int
+
+
+ConfigT = TypeVar("ConfigT", bound=DataSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingText:
+    """Text a tokenizer can be trained on (a model trained from scratch has no vocabulary yet)."""
+
+    fingerprint: str
+    """Identifies the text: a tokenizer trained on it is cached under it."""
+    documents: int
+    sentence_batches: Callable[[], Iterator[list[str]]]
+    """All sentences, in order, in lists; a new pass each call."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardFacts:
+    """What the model card says about the task."""
+
+    pipeline_tag: str
+    """The Hub's task of the model, e.g. "text-classification" (the transformers pipeline, where one exists)."""
+    usage: str
+    """Python that loads the folder ("path/to/this/folder") and runs the model on a made-up input."""
+    head: str | None = None
+    """One sentence about the task head (labels, regression), if worth saying."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """Task settings for the card's training table (e.g. the masking of pretraining)."""
+
+
+def pipeline_usage(pipeline_tag: str, call: str) -> str:
+    """Usage through a transformers pipeline: `call` is a line that uses it as `pipe`."""
+    return "\n".join(
+        [
+            "from transformers import pipeline",
+            "",
+            f'pipe = pipeline("{pipeline_tag}", model="path/to/this/folder")',
+            call,
+        ]
+    )
+
+
+class Task(ABC, Generic[ConfigT]):
+    """One task family: its data config, data, head, evaluation outputs, decoding, scores, prediction files,
+    headline metrics and model-card facts. `build` comes first; the rest may use what it learned from the data
+    (label names, tag sets, answer offsets)."""
+
+    def __init__(self, cfg: ConfigT) -> None:
+        self.cfg = cfg
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens per sequence, special tokens included: the model's position embeddings must hold them."""
+        return self.cfg.max_seq_length
+
+    def training_text(self, cache_dir: Path) -> TrainingText | None:
+        """Text to train a WordPiece vocabulary on when the model starts from scratch; None: the task has
+        none, and a tokenizer must be named."""
+        return None
+
+    @abstractmethod
+    def build(self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> TaskData:
+        """Read the data, tokenize it (cached under cache_dir) and make the collators."""
+
+    @abstractmethod
+    def head(self, model: ModelConfig) -> Head:
+        """The model class and configuration changes of this task's head; what `gather` reads of the model's
+        output follows the head chosen here."""
+
+    @abstractmethod
+    def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
+        """Per-example tensors to gather from one evaluation batch and the model's output."""
+
+    @abstractmethod
+    def decode(self, split: str, gathered: Gathered) -> Any:
+        """One split's gathered outputs -> its predictions, once (scores and prediction files both use them)."""
+
+    @abstractmethod
+    def score(self, split: str, decoded: Any) -> Scores:
+        """Metrics of one labeled split's predictions."""
+
+    def prediction_files(self, split: str, decoded: Any) -> dict[str, str]:
+        """{file name under predictions/: text} for one split's predictions."""
+        return {}
+
+    @property
+    @abstractmethod
+    def headline_metrics(self) -> tuple[str, ...]:
+        """The metrics that say how well the task went, most important first (curves, summaries, "best")."""
+
+    @abstractmethod
+    def card(self) -> CardFacts:
+        """What the model card says about this task."""

@@ -1,0 +1,199 @@
+"""Your own sentence(-pair) data: CSV, TSV, JSON, JSONL or parquet with named text and label columns.
+
+Labels are read from the training file: float values make a regression task (one output), anything else
+(strings, integers, booleans) a classification task whose classes are the training file's distinct
+labels, sorted. Without a validation file, a seeded fraction of the training rows is held out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import datasets
+import numpy as np
+from omegaconf import MISSING
+
+from bertkit.core.batch import Scores
+from bertkit.core.errors import DataError
+from bertkit.core.schema import require
+from bertkit.readers.files import read_table_file, row_location
+from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
+from bertkit.tasks.classification.scores import classification_scores, regression_scores
+from bertkit.tasks.classification.task import LabelSpace, SentenceSplits, SentenceTaskConfig, SequenceClassificationTask
+
+_SETTINGS = {"train": "data.train_file", "validation": "data.validation_file", "test": "data.test_file"}
+
+
+class LabelKind(StrEnum):
+    """How the label column of your own data is read."""
+
+    auto = "auto"  # float values mean regression, anything else classification
+    classification = "classification"
+    regression = "regression"
+
+
+@dataclass(kw_only=True, slots=True)
+class CustomDataConfig(SentenceTaskConfig):
+    """Data recipe: your own CSV, TSV, JSON, JSONL or parquet files, one or two text columns and a label."""
+
+    train_file: str = MISSING
+    validation_file: str | None = None
+    """None: hold out data.validation_fraction of the training file (seeded)."""
+    test_file: str | None = None
+    """Rows to predict; a label column there is optional."""
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    """Second text of a pair task (e.g. the hypothesis of an entailment pair)."""
+    label_column: str = "label"
+    label_kind: LabelKind = LabelKind.auto
+    validation_fraction: float = 0.1
+    split_seed: int = 42
+    """Seed of the held-out split, independent of the training seed so every seed sees the same split."""
+
+    def __post_init__(self) -> None:
+        SentenceTaskConfig.__post_init__(self)
+        require(0 < self.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
+
+
+class CustomClassification(SequenceClassificationTask[CustomDataConfig]):
+    """Your own files: classification over the training file's labels, or regression on float labels."""
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        return ("pearson", "spearmanr") if self.labels.is_regression else ("accuracy", "f1_macro")
+
+    def read(self, cache_dir: Path) -> tuple[SentenceSplits, LabelSpace]:
+        return read_splits(self.cfg, str(cache_dir / "datasets"))
+
+    def description(self) -> str:
+        kind = "regression" if self.labels.is_regression else "classification"
+        return f"{self.cfg.train_file} ({kind} of {_columns_named(self.cfg)})"
+
+    def metric(self, predictions: np.ndarray, references: np.ndarray) -> Scores:
+        scores = regression_scores if self.labels.is_regression else classification_scores
+        return scores(predictions, references)
+
+
+def read_splits(cfg: CustomDataConfig, datasets_cache: str) -> tuple[SentenceSplits, LabelSpace]:
+    """Read the files, check columns and labels, and hold out a validation split if none is given."""
+    raw = {
+        split: read_table_file(getattr(cfg, setting.split(".")[1]), setting, datasets_cache)
+        for split, setting in _SETTINGS.items()
+        if getattr(cfg, setting.split(".")[1]) is not None
+    }
+    for split, rows in raw.items():
+        _check_columns(cfg, split, rows, needs_label=split != "test")
+    labels = label_space(cfg, raw["train"])
+    train = _rows(cfg, "train", raw["train"], labels)
+    if "validation" in raw:
+        validation = _rows(cfg, "validation", raw["validation"], labels)
+    else:
+        train, validation = _hold_out(train, cfg, labels)
+    prediction = {}
+    if "test" in raw and cfg.predict:
+        prediction["test"] = _rows(cfg, "test", raw["test"], labels, keep_label=False)
+    return SentenceSplits(train=train, evaluation={"validation": validation}, prediction=prediction), labels
+
+
+def label_space(cfg: CustomDataConfig, train: datasets.Dataset) -> LabelSpace:
+    """Regression for float labels (or when asked), else the training file's distinct labels, sorted."""
+    values = train[cfg.label_column]
+    missing = next((i for i, value in enumerate(values) if value is None), None)
+    if missing is not None:
+        raise DataError(
+            f"{cfg.train_file}: {row_location(cfg.train_file, missing)} has no label ({cfg.label_column!r})"
+        )
+    dtype = train.features[cfg.label_column]
+    is_float = isinstance(dtype, datasets.Value) and dtype.dtype.startswith("float")
+    if cfg.label_kind == LabelKind.regression or (cfg.label_kind == LabelKind.auto and is_float):
+        if not isinstance(dtype, datasets.Value) or not (is_float or dtype.dtype.startswith("int")):
+            raise DataError(f"{cfg.train_file}: data.label_kind=regression needs numbers in {cfg.label_column!r}")
+        return LabelSpace()
+    if isinstance(dtype, datasets.ClassLabel):
+        return LabelSpace(names=tuple(dtype.names))
+    distinct = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    if len(distinct) < 2:
+        raise DataError(
+            f"{cfg.train_file}: column {cfg.label_column!r} has a single label ({distinct[0]!r}); "
+            "classification needs at least two"
+        )
+    return LabelSpace(names=tuple(str(v) for v in distinct))
+
+
+def _check_columns(cfg: CustomDataConfig, split: str, rows: datasets.Dataset, needs_label: bool) -> None:
+    setting = _SETTINGS[split]
+    wanted = {"data.text_column": cfg.text_column, "data.text_pair_column": cfg.text_pair_column}
+    if needs_label:
+        wanted["data.label_column"] = cfg.label_column
+    for key, column in wanted.items():
+        if column is not None and column not in rows.column_names:
+            raise DataError(
+                f"{getattr(cfg, setting.split('.')[1])}: no column {column!r} ({key}); "
+                f"the columns are {rows.column_names}"
+            )
+
+
+def _rows(
+    cfg: CustomDataConfig, split: str, rows: datasets.Dataset, labels: LabelSpace, keep_label: bool = True
+) -> datasets.Dataset:
+    """{text, text_pair?, label?, index} with labels as ids (or floats); unknown labels name the row."""
+    path = getattr(cfg, _SETTINGS[split].split(".")[1])
+    for column in (cfg.text_column, cfg.text_pair_column):
+        if column is not None:
+            empty = next((i for i, text in enumerate(rows[column]) if text is None), None)
+            if empty is not None:
+                raise DataError(f"{path}: {row_location(path, empty)} has no text in column {column!r}")
+    columns = {cfg.text_column: TEXT}
+    if cfg.text_pair_column is not None:
+        columns[cfg.text_pair_column] = TEXT_PAIR
+    labeled = keep_label and cfg.label_column in rows.column_names
+    if labeled:
+        columns[cfg.label_column] = LABEL
+    out = rows.select_columns(list(columns)).rename_columns(columns)
+    out = out.add_column(INDEX, [str(i) for i in range(len(out))])
+    if not labeled:
+        return out
+    if labels.is_regression:
+        return out.cast_column(LABEL, datasets.Value("float32"))
+    feature = out.features[LABEL]
+    values = [feature.int2str(v) for v in out[LABEL]] if isinstance(feature, datasets.ClassLabel) else out[LABEL]
+    ids = {name: i for i, name in enumerate(labels.names)}
+    unknown = next((i for i, value in enumerate(values) if str(value) not in ids), None)
+    if unknown is not None:
+        raise DataError(
+            f"{path}: {row_location(path, unknown)} has label {values[unknown]!r}, which the training file "
+            f"({cfg.train_file}) does not have; its labels are {list(labels.names)}"
+        )
+    label_ids = np.array([ids[str(value)] for value in values], dtype=np.int64)
+    return out.remove_columns(LABEL).add_column(LABEL, label_ids.tolist())
+
+
+def _hold_out(
+    train: datasets.Dataset, cfg: CustomDataConfig, labels: LabelSpace
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """A seeded validation split of the training rows, stratified by class where every class allows it."""
+    held_out = math.ceil(cfg.validation_fraction * len(train))  # how datasets rounds a fractional test_size
+    if held_out < 1 or held_out >= len(train):
+        raise DataError(
+            f"{cfg.train_file}: {len(train)} rows are too few to hold out data.validation_fraction="
+            f"{cfg.validation_fraction} of them; give data.validation_file"
+        )
+    stratify = None
+    if not labels.is_regression:
+        counts = np.bincount(np.asarray(train[LABEL]), minlength=labels.num_labels)
+        present = np.count_nonzero(counts)
+        if counts.min() >= 2 and held_out >= present and len(train) - held_out >= present:
+            train = train.cast_column(LABEL, datasets.ClassLabel(names=list(labels.names)))
+            stratify = LABEL
+    parts = train.train_test_split(test_size=cfg.validation_fraction, seed=cfg.split_seed, stratify_by_column=stratify)
+    if stratify is not None:
+        parts = parts.cast_column(LABEL, datasets.Value("int64"))
+    return parts["train"], parts["test"]
+
+
+def _columns_named(cfg: CustomDataConfig) -> str:
+    texts = cfg.text_column if cfg.text_pair_column is None else f"{cfg.text_column} + {cfg.text_pair_column}"
+    return f"{texts} -> {cfg.label_column}"

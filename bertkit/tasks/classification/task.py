@@ -1,0 +1,253 @@
+"""Sentence and sentence-pair classification (GLUE, your own data): rows -> tokenized splits -> labels or scores.
+
+The readers (`glue.py`, `custom.py`) bring each split as rows with the columns of `readers.glue_tsv` (text,
+text_pair?, label?, index) and the label space; everything after that is shared here: tokenization with
+truncation counted per split, dynamic padding, the head, what evaluation gathers, and the labels or scores
+predicted from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import datasets
+import numpy as np
+import torch
+from transformers import BertForSequenceClassification, PreTrainedTokenizerBase
+
+from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.schema import require
+from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
+from bertkit.core.task import Head, TaskData, TaskSpec
+from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
+from bertkit.settings import ModelConfig
+from bertkit.tasks.base import CardFacts, Task, pipeline_usage
+from bertkit.tasks.fine_tuning import DynamicPadding, FineTuningDataConfig, first_rows, map_processes, tsv
+
+log = logging.getLogger(__name__)
+_FORMAT_VERSION = 1  # bump when tokenization changes, to retire old caches
+MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
+
+
+@dataclass(kw_only=True, slots=True)
+class SentenceTaskConfig(FineTuningDataConfig):
+    """Settings shared by the recipes that classify a sentence or a sentence pair (GLUE, your own data)."""
+
+    max_seq_length: int = 128
+    """Tokens per example, special tokens included; longer examples are truncated and counted."""
+    predict: bool = True
+    """Predict the unlabeled test split(s) and write them under predictions/."""
+
+    def __post_init__(self) -> None:
+        require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
+        FineTuningDataConfig.__post_init__(self)
+
+
+@dataclass(kw_only=True)
+class SentenceSplits:
+    """A task's rows, as the readers deliver them."""
+
+    train: datasets.Dataset
+    evaluation: dict[str, datasets.Dataset]
+    """Labeled splits, scored."""
+    prediction: dict[str, datasets.Dataset] = field(default_factory=dict)
+    """Unlabeled splits, predicted."""
+    skipped_rows: dict[str, int] = field(default_factory=dict)
+    """Malformed rows left out, per split (reported with the other statistics)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelSpace:
+    """Label names by id, or none for regression."""
+
+    names: tuple[str, ...] = ()
+
+    @property
+    def is_regression(self) -> bool:
+        return not self.names
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.names) or 1
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One split's predictions: label ids (or scores), and the gold ones where the split has labels."""
+
+    values: np.ndarray
+    references: np.ndarray | None
+
+
+SentenceConfigT = TypeVar("SentenceConfigT", bound=SentenceTaskConfig)
+
+
+class SequenceClassificationTask(Task[SentenceConfigT]):
+    """One label (or one score) per sentence or sentence pair."""
+
+    labels: LabelSpace
+    rows: dict[str, datasets.Dataset]
+    """Each evaluation and prediction split's rows (their `index` names predictions)."""
+
+    @abstractmethod
+    def read(self, cache_dir: Path) -> tuple[SentenceSplits, LabelSpace]:
+        """The task's splits as rows, and its labels."""
+
+    @abstractmethod
+    def metric(self, predictions: np.ndarray, references: np.ndarray) -> Scores:
+        """The task's metric(s) of one split."""
+
+    @abstractmethod
+    def description(self) -> str:
+        """One line naming the data, for the model card."""
+
+    def build(self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> TaskData:
+        splits, self.labels = self.read(cache_dir)
+        rows = {"train": first_rows(splits.train, self.cfg.max_train_samples)}
+        rows |= {name: first_rows(ds, self.cfg.max_eval_samples) for name, ds in splits.evaluation.items()}
+        rows |= {name: first_rows(ds, self.cfg.max_eval_samples) for name, ds in splits.prediction.items()}
+        self.rows = rows
+        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length)
+        encoded = {name: encode(ds, tokenizer, self.cfg, key) for name, ds in rows.items()}
+        stats = {name: split_stats(ds, self.labels, self.cfg.max_seq_length) for name, ds in encoded.items()}
+        for name, count in splits.skipped_rows.items():
+            if name in stats:
+                stats[name]["skipped_malformed_rows"] = count
+        for name, numbers in stats.items():
+            log.info("%s: %s", name, ", ".join(f"{k}={_short(v)}" for k, v in numbers.items()))
+        inputs = {
+            name: ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names]) for name, ds in encoded.items()
+        }
+        collate = DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS)
+        return TaskData(
+            spec=TaskSpec.of(tokenizer, self.cfg.max_seq_length),
+            train=inputs["train"],
+            evaluation={name: inputs[name] for name in splits.evaluation},
+            prediction={name: inputs[name] for name in splits.prediction},
+            collate_train=collate,
+            collate_eval=collate,
+            stats=stats,
+            description=self.description(),
+        )
+
+    def head(self, model: ModelConfig) -> Head:
+        id2label = dict(enumerate(self.labels.names)) or {0: "score"}
+        return Head(
+            model_class=BertForSequenceClassification,
+            config={
+                "num_labels": self.labels.num_labels,
+                "id2label": id2label,
+                "label2id": {name: i for i, name in id2label.items()},
+                "problem_type": "regression" if self.labels.is_regression else "single_label_classification",
+            },
+        )
+
+    def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
+        gathered = {"logits": output.logits.float()}
+        if "labels" in batch:
+            gathered["labels"] = batch["labels"]
+        return gathered
+
+    def decode(self, split: str, gathered: Gathered) -> Predictions:
+        logits = gathered["logits"]
+        values = logits[:, 0] if self.labels.is_regression else logits.argmax(axis=-1)
+        return Predictions(values=values, references=gathered.get("labels"))
+
+    def score(self, split: str, decoded: Predictions) -> Scores:
+        assert decoded.references is not None, f"{split} has no labels to score"
+        return {**self.metric(decoded.values, decoded.references), "examples": len(decoded.references)}
+
+    def prediction_files(self, split: str, decoded: Predictions) -> dict[str, str]:
+        return {f"{split}.tsv": tsv(*self.prediction_table(split, decoded))}
+
+    def prediction_table(self, split: str, decoded: Predictions) -> tuple[list[str], list[list[Any]]]:
+        """Header and rows (index, prediction[, label]) of one split's predictions."""
+        if self.labels.is_regression:
+            predicted: list[Any] = [float(v) for v in decoded.values]
+        else:
+            predicted = [self.labels.names[i] for i in decoded.values]
+        index = self.rows[split][INDEX]
+        if decoded.references is None:
+            return ["index", "prediction"], [[i, p] for i, p in zip(index, predicted, strict=True)]
+        gold: Sequence[Any] | np.ndarray = decoded.references
+        if not self.labels.is_regression:
+            gold = [self.labels.names[int(i)] for i in decoded.references]
+        return ["index", "prediction", "label"], [[i, p, g] for i, p, g in zip(index, predicted, gold, strict=True)]
+
+    def card(self) -> CardFacts:
+        labels = self.labels
+        return CardFacts(
+            pipeline_tag="text-classification",
+            usage=pipeline_usage(
+                "text-classification", 'print(pipe({"text": "first sentence", "text_pair": "second sentence"}))'
+            ),
+            head="a regression head (one score)" if labels.is_regression else f"labels {', '.join(labels.names)}",
+        )
+
+
+def encode(
+    rows: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, cfg: SentenceTaskConfig, key: str
+) -> datasets.Dataset:
+    """Token ids of each row, truncated to max_seq_length; `tokens_before_truncation` keeps the count."""
+    pair = TEXT_PAIR in rows.column_names
+    limit = cfg.max_seq_length
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        first, second = batch[TEXT], batch[TEXT_PAIR] if pair else None
+        # Untruncated first, to count what truncation drops; only the few long rows are encoded twice.
+        full = tokenizer(first, second, verbose=False, return_attention_mask=False)
+        lengths = [len(ids) for ids in full["input_ids"]]
+        long = [i for i, n in enumerate(lengths) if n > limit]
+        if long:
+            cut = tokenizer(
+                [first[i] for i in long],
+                [second[i] for i in long] if second is not None else None,
+                truncation=True,
+                max_length=limit,
+                return_attention_mask=False,
+            )
+            for name in full:
+                for j, i in enumerate(long):
+                    full[name][i] = cut[name][j]
+        out = {name: full[name] for name in full if name in MODEL_COLUMNS}
+        out["tokens_before_truncation"] = lengths
+        if LABEL in batch:
+            out["labels"] = batch[LABEL]
+        return out
+
+    return rows.map(
+        tokenize,
+        batched=True,
+        num_proc=map_processes(cfg, len(rows)),
+        remove_columns=[c for c in (TEXT, TEXT_PAIR, LABEL) if c in rows.column_names],
+        new_fingerprint=fingerprint(rows._fingerprint, key),
+        desc="Tokenizing",
+    )
+
+
+def split_stats(encoded: datasets.Dataset, labels: LabelSpace, max_seq_length: int) -> dict[str, Any]:
+    """Examples, tokens, truncation and the label distribution of one split."""
+    before = np.asarray(encoded["tokens_before_truncation"])
+    stats: dict[str, Any] = {
+        "examples": len(encoded),
+        "mean_tokens": float(np.minimum(before, max_seq_length).mean()) if len(before) else 0.0,
+        "truncated_examples": int((before > max_seq_length).sum()),
+        "truncated_tokens": int(np.maximum(before - max_seq_length, 0).sum()),
+    }
+    if "labels" in encoded.column_names:
+        values = np.asarray(encoded["labels"])
+        if labels.is_regression:
+            stats["label_mean"] = float(values.mean()) if len(values) else 0.0
+        else:
+            counts = np.bincount(values.astype(int), minlength=labels.num_labels)
+            stats["label_counts"] = {name: int(c) for name, c in zip(labels.names, counts, strict=True)}
+    return stats
+
+
+def _short(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)

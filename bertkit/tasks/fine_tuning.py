@@ -1,0 +1,90 @@
+"""What every fine-tuning task shares: its common settings, the first rows of a split, and dynamic padding."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import datasets
+import torch
+from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from bertkit.core.batch import IGNORE_INDEX
+from bertkit.core.schema import require, resumable
+
+
+class BadRows(StrEnum):
+    """What to do with a row of an input file that does not have the expected shape."""
+
+    error = "error"  # stop, naming the file and line
+    skip = "skip"  # leave it out and report how many were skipped
+
+
+@dataclass(kw_only=True, slots=True)
+class FineTuningDataConfig:
+    """Settings every fine-tuning data recipe has (GLUE, your own data, SQuAD, NER, multiple choice)."""
+
+    pad_to_multiple_of: int | None = 8
+    """Batches are padded to their longest example, rounded up to this (tensor cores like multiples of 8)."""
+    max_train_samples: int | None = None
+    """Use only the first N training examples (quick trials, debugging)."""
+    max_eval_samples: int | None = None
+    """Use only the first N examples of each evaluation and prediction split."""
+    num_proc: int = resumable(1)
+    """Worker processes for tokenization."""
+
+    def __post_init__(self) -> None:
+        require(
+            self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1, "data.pad_to_multiple_of", "must be >= 1"
+        )
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            require(value is None or value >= 1, f"data.{key}", "must be >= 1")
+        require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+
+
+def first_rows(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
+    """The first `limit` rows (data.max_train_samples / max_eval_samples), or all of them."""
+    return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
+
+
+def map_processes(cfg: FineTuningDataConfig, rows: int) -> int | None:
+    """Tokenization processes for a split: data.num_proc, once the split is big enough to be worth it."""
+    return cfg.num_proc if cfg.num_proc > 1 and rows > 1000 else None
+
+
+class DynamicPadding:
+    """Pads the model's inputs to the batch's longest example, rounded up to a multiple; other columns are
+    dropped. With per-token labels, those are padded too, with the ignored index."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        pad_to_multiple_of: int | None,
+        columns: Sequence[str],
+        token_labels: bool = False,
+    ) -> None:
+        self.columns = frozenset(columns)
+        self.pad: Any
+        if token_labels:
+            self.pad = DataCollatorForTokenClassification(
+                tokenizer, pad_to_multiple_of=pad_to_multiple_of, label_pad_token_id=IGNORE_INDEX, return_tensors="pt"
+            )
+        else:
+            self.pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        return dict(self.pad([{k: v for k, v in f.items() if k in self.columns} for f in features]))
+
+
+def tsv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Tab-separated text; fields that hold tabs, quotes or newlines are quoted."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()

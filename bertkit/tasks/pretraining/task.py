@@ -1,0 +1,160 @@
+"""The pretraining task: a corpus, held out by document, tokenized, cut into instances by the objective."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.errors import DataError
+from bertkit.core.task import Head, TaskData, TaskSpec
+from bertkit.settings import ModelConfig
+from bertkit.tasks.base import CardFacts, Task, TrainingText, pipeline_usage
+from bertkit.tasks.pretraining.config import CorpusSource, MaskingMode, Objective, PretrainCorpusConfig
+from bertkit.tasks.pretraining.corpus import load_documents, sentence_chunks
+from bertkit.tasks.pretraining.documents import (
+    cache_key,
+    majority_token,
+    split_documents,
+    summarize,
+    tokenize_documents,
+    tokens_key,
+)
+from bertkit.tasks.pretraining.instances import BuildSettings, build_instances
+from bertkit.tasks.pretraining.masking import PretrainingCollator, VocabularyTables
+from bertkit.tasks.pretraining.mlm import MaskedLM
+from bertkit.tasks.pretraining.mlm_nsp import MaskedLMAndNextSentence
+from bertkit.tasks.pretraining.objective import PretrainingObjective
+from bertkit.tasks.pretraining.sop import MaskedLMAndSentenceOrder
+
+log = logging.getLogger(__name__)
+OBJECTIVES: dict[Objective, PretrainingObjective] = {
+    Objective.mlm_nsp: MaskedLMAndNextSentence(),
+    Objective.mlm: MaskedLM(),
+    Objective.sop: MaskedLMAndSentenceOrder(),
+}
+HELD_OUT = "heldout"
+
+
+class PretrainingTask(Task[PretrainCorpusConfig]):
+    """Masked language modelling, with the sentence-pair task of the objective, scored on held-out documents."""
+
+    majority_token: int
+    majority_label: int | None
+    every_position: bool = False
+    """The head chosen by `head` scores every position (model.masked_positions_only=false), so `gather` picks
+    the masked ones out itself."""
+
+    @property
+    def objective(self) -> PretrainingObjective:
+        return OBJECTIVES[self.cfg.objective]
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        return self.objective.headline_metrics
+
+    def training_text(self, cache_dir: Path) -> TrainingText:
+        documents = load_documents(self.cfg, cache_dir)
+        return TrainingText(
+            fingerprint=documents._fingerprint,
+            documents=len(documents),
+            sentence_batches=lambda: sentence_chunks(documents),
+        )
+
+    def build(self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> TaskData:
+        """Corpus -> held-out split -> tokens -> instances; held-out instances are masked once, with a fixed
+        seed, so every evaluation scores the same task."""
+        if tokenizer.mask_token_id is None or tokenizer.sep_token_id is None or tokenizer.cls_token_id is None:
+            raise DataError("the tokenizer has no [CLS]/[SEP]/[MASK] token; BERT pretraining needs all three")
+        documents = load_documents(self.cfg, cache_dir)
+        key, tables = cache_key(self.cfg, tokenizer), VocabularyTables(tokenizer)
+        built: dict[str, datasets.Dataset] = {}
+        stats: dict[str, Any] = {}
+        for split, docs in zip(("train", HELD_OUT), split_documents(documents, self.cfg), strict=True):
+            built[split], stats[split] = self._instances(split, docs, tokenizer, tables, key)
+        self.majority_token = majority_token(built["train"], tables)
+        share = self.objective.label_share
+        self.majority_label = None if share is None else int(stats["train"][share[0]] > 0.5)
+        collate = PretrainingCollator(
+            tables, self.cfg.masking, seed=self.cfg.seed, pair_label=self.objective.pair_label
+        )
+        return TaskData(
+            spec=TaskSpec.of(tokenizer, self.cfg.max_seq_length),
+            train=built["train"],
+            evaluation={HELD_OUT: built[HELD_OUT]},
+            collate_train=collate,
+            collate_eval=collate,
+            stats=stats,
+            description=describe(self.cfg),
+        )
+
+    def _instances(
+        self,
+        split: str,
+        documents: datasets.Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        tables: VocabularyTables,
+        key: str,
+    ) -> tuple[datasets.Dataset, dict[str, Any]]:
+        tokenized = tokenize_documents(documents, tokenizer, self.cfg, tokens_key(tokenizer))
+        if len(tokenized) < 2:
+            raise DataError(
+                f"{split} split: {len(tokenized)} document(s) with any text after tokenization; "
+                f"{self.objective.needs_two_documents} needs at least two"
+            )
+        settings = BuildSettings(
+            cfg=self.cfg,
+            tables=tables,
+            cls_id=tokenizer.cls_token_id,
+            sep_id=tokenizer.sep_token_id,
+            static_masks=split == HELD_OUT or self.cfg.masking.mode == MaskingMode.static,
+            dupe_factor=self.cfg.dupe_factor if split == "train" else 1,
+            split=split,
+        )
+        instances = build_instances(self.objective.builder(tokenized, settings), key)
+        stats = summarize(documents, tokenized, instances, self.objective.label_share)
+        log.info(
+            "%s: %s", split, ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items())
+        )
+        return instances, stats
+
+    def head(self, model: ModelConfig) -> Head:
+        self.every_position = not model.masked_positions_only
+        return Head(model_class=self.objective.model_class(model.masked_positions_only))
+
+    def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
+        return self.objective.gather(batch, output, self.every_position)
+
+    def decode(self, split: str, gathered: Gathered) -> Gathered:
+        return gathered  # the scores are over the gathered predictions themselves; nothing is written
+
+    def score(self, split: str, decoded: Gathered) -> Scores:
+        return self.objective.score(decoded, self.majority_token, self.majority_label)
+
+    def card(self) -> CardFacts:
+        masking = self.cfg.masking
+        return CardFacts(
+            pipeline_tag="fill-mask",
+            usage=pipeline_usage("fill-mask", 'print(pipe("The function returns a [MASK] of strings."))'),
+            settings={
+                "objective": str(self.cfg.objective),
+                "masking": f"{masking.mode}, {masking.mlm_probability:.0%}, "
+                f"{'whole words' if masking.whole_word else 'word pieces'}",
+            },
+        )
+
+
+def describe(cfg: PretrainCorpusConfig) -> str:
+    """One line naming the corpus, for the model card."""
+    match cfg.source:
+        case CorpusSource.embedded:
+            return f"docstrings of installed Python code ({', '.join(cfg.embedded.packages)})"
+        case CorpusSource.hub:
+            return f"Hub dataset {cfg.hub_name} ({cfg.hub_config or 'default'}, {cfg.hub_split})"
+        case _:
+            return f"{cfg.source} {', '.join(cfg.paths)}"

@@ -1,0 +1,317 @@
+"""Named-entity recognition (token classification): sentences of words -> sub-token features -> a tag per word.
+
+The first sub-token of each word carries its tag (or, with `data.label_all_subtokens`, every sub-token,
+B- turned into I- after the first); the rest are ignored by the loss. A sentence longer than
+`max_seq_length` sub-tokens becomes overlapping windows (`data.stride`), and each word takes its
+prediction from the window where it sits farthest from the edges, so no word loses its prediction.
+Scores are entity-level, with seqeval: its default mode reads tags as conlleval does (an I- after O or after
+another type still starts an entity), its strict IOB2 mode only counts entities a B- starts and that are
+tagged consistently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from seqeval.metrics import accuracy_score, classification_report
+from seqeval.scheme import IOB2
+from transformers import BertForTokenClassification, PreTrainedTokenizerBase
+
+from bertkit.core.batch import IGNORE_INDEX, Batch, Gathered, Scores
+from bertkit.core.errors import DataError
+from bertkit.core.schema import require
+from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
+from bertkit.core.task import Head, TaskData, TaskSpec
+from bertkit.readers.conll import LINE, TAGS, WORDS, read_columns, read_hub
+from bertkit.readers.files import file_keys
+from bertkit.settings import ModelConfig
+from bertkit.tasks.base import CardFacts, Task, pipeline_usage
+from bertkit.tasks.fine_tuning import DynamicPadding, FineTuningDataConfig, first_rows, map_processes
+
+log = logging.getLogger(__name__)
+_FORMAT_VERSION = 1  # bump when features change, to retire old caches
+MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
+SENTENCE, FIRST_OF_WORD = "sentence_index", "first_of_word"
+"""Each feature's sentence, and per sub-token the index of the word it begins (-1: none, or special)."""
+_FILES = {"train": "train_file", "validation": "validation_file", "test": "test_file"}
+
+
+@dataclass(kw_only=True, slots=True)
+class NerDataConfig(FineTuningDataConfig):
+    """Data recipe: a tag per word, from CoNLL-style column files (CoNLL-2003 or your own) or the Hub."""
+
+    train_file: str | None = None
+    """Column file: a word per line, tag in column data.tag_column, blank lines between sentences,
+    -DOCSTART- lines between documents. None: the Hub's eriktks/conll2003 (network)."""
+    validation_file: str | None = None
+    """Scored during training (each epoch) and at the end."""
+    test_file: str | None = None
+    """Scored once, at the end."""
+    hub_name: str = "eriktks/conll2003"
+    tag_column: int = -1
+    """Column of the tag (0-based; negative counts from the end: CoNLL-2003's NER tag is the last)."""
+    to_iob2: bool = True
+    """Convert IOB1 tags (CoNLL-2003's: I- starts an entity unless it follows one of its type) to IOB2 (B- starts
+    every entity). Tags already in IOB2 are left as they are."""
+    label_all_subtokens: bool = False
+    """Train on every sub-token of a word (B- becomes I- after the first), not only the first."""
+    max_seq_length: int = 128
+    stride: int = 32
+    """Sub-tokens shared by consecutive windows of a sentence longer than max_seq_length."""
+
+    def __post_init__(self) -> None:
+        require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
+        require(0 <= self.stride < self.max_seq_length // 2, "data.stride", "must be in [0, max_seq_length / 2)")
+        FineTuningDataConfig.__post_init__(self)
+        require(
+            self.train_file is not None or (self.validation_file is None and self.test_file is None),
+            "data.train_file",
+            "is needed with data.validation_file or data.test_file (without files, all splits come from the Hub)",
+        )
+
+
+class TokenClassificationTask(Task[NerDataConfig]):
+    """A tag per word (named entities), scored at the entity level."""
+
+    labels: tuple[str, ...]
+    """The training set's tags."""
+    decoders: dict[str, WordTags]
+
+    def build(self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> TaskData:
+        """Read, check tags against the training set's, build windows, and the way back to words."""
+        if not tokenizer.is_fast:
+            raise DataError("NER features need the word ids of a fast tokenizer")
+        sentences, origin = _read(self.cfg, str(cache_dir / "datasets"))
+        self.labels = tag_set(sentences["train"])
+        sentences["train"] = first_rows(sentences["train"], self.cfg.max_train_samples)
+        for split in ("validation", "test"):
+            if split in sentences:
+                check_tags(
+                    sentences[split], self.labels, getattr(self.cfg, _FILES[split]) or f"{self.cfg.hub_name} {split}"
+                )
+                sentences[split] = first_rows(sentences[split], self.cfg.max_eval_samples)
+        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length, self.cfg.stride,
+                          self.cfg.label_all_subtokens, self.labels)  # fmt: skip
+        features = {split: _features(rows, tokenizer, self.cfg, self.labels, key) for split, rows in sentences.items()}
+        stats = {split: split_stats(sentences[split], features[split]) for split in sentences}
+        for split, numbers in stats.items():
+            log.info("%s: %s", split, ", ".join(f"{k}={v}" for k, v in numbers.items()))
+        self.decoders = {s: WordTags(sentences[s], features[s], self.labels) for s in sentences if s != "train"}
+        inputs = {split: ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
+                  for split, ds in features.items()}  # fmt: skip
+        collate = DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS, token_labels=True)
+        return TaskData(
+            spec=TaskSpec.of(tokenizer, self.cfg.max_seq_length),
+            train=inputs["train"],
+            evaluation={"validation": inputs["validation"]} if "validation" in inputs else {},
+            final_evaluation={"test": inputs["test"]} if "test" in inputs else {},
+            collate_train=collate,
+            collate_eval=collate,
+            stats=stats,
+            description=f"NER from {origin}",
+        )
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        return ("f1",)
+
+    def head(self, model: ModelConfig) -> Head:
+        id2label = dict(enumerate(self.labels))
+        return Head(
+            model_class=BertForTokenClassification,
+            config={
+                "num_labels": len(self.labels),
+                "id2label": id2label,
+                "label2id": {n: i for i, n in id2label.items()},
+            },
+        )
+
+    def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
+        return {"predictions": output.logits.argmax(dim=-1)}
+
+    def decode(self, split: str, gathered: Gathered) -> list[list[str]]:
+        """A tag per word of every sentence of the split."""
+        return self.decoders[split].tags(gathered)
+
+    def score(self, split: str, decoded: list[list[str]]) -> Scores:
+        return {**entity_scores(decoded, self.decoders[split].gold), "sentences": len(decoded)}
+
+    def prediction_files(self, split: str, decoded: list[list[str]]) -> dict[str, str]:
+        return {f"{split}.txt": self.decoders[split].columns(decoded)}
+
+    def card(self) -> CardFacts:
+        return CardFacts(
+            pipeline_tag="token-classification",
+            usage=pipeline_usage(
+                "token-classification",
+                'print(pipe("Peter Blackburn spoke in Brussels.", aggregation_strategy="first"))',
+            ),
+        )
+
+
+def entity_scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+    """Entity-level precision, recall and F1, overall and per entity type, in seqeval's default mode and its
+    strict IOB2 mode (`strict_*`), and token accuracy (every word, O included, as conlleval counts it)."""
+    scores: dict[str, float] = {"accuracy": float(accuracy_score(references, predictions))}
+    for prefix, options in (("", {}), ("strict_", {"mode": "strict", "scheme": IOB2})):
+        report = classification_report(references, predictions, output_dict=True, zero_division=0, **options)
+        micro = report.pop("micro avg")
+        for name in ("precision", "recall", "f1"):
+            scores[f"{prefix}{name}"] = float(micro["f1-score" if name == "f1" else name])
+        for entity, numbers in report.items():
+            if entity.endswith(" avg"):
+                continue
+            for name in ("precision", "recall", "f1"):
+                scores[f"{prefix}{entity}_{name}"] = float(numbers["f1-score" if name == "f1" else name])
+            if not prefix:
+                scores[f"{entity}_number"] = int(numbers["support"])
+    return scores
+
+
+def _read(cfg: NerDataConfig, datasets_cache: str) -> tuple[dict[str, datasets.Dataset], str]:
+    if cfg.train_file is None:
+        return read_hub(cfg.hub_name, datasets_cache), f"the Hub ({cfg.hub_name})"
+    sentences = {}
+    for split, attribute in _FILES.items():
+        path = getattr(cfg, attribute)
+        if path is None:
+            continue
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise DataError(f"data.{attribute}: {path!r} does not exist (a CoNLL column file such as eng.train)")
+        rows = read_columns(file_keys([file])[0], cfg.tag_column, cfg.to_iob2, datasets_cache)
+        if len(rows) == 0:
+            raise DataError(f"data.{attribute}: {path} holds no sentences (an empty file?)")
+        sentences[split] = rows
+    if "validation" not in sentences and "test" not in sentences:
+        raise DataError("data.validation_file or data.test_file: give at least one file to score the model on")
+    return sentences, cfg.train_file
+
+
+def tag_set(train: datasets.Dataset) -> tuple[str, ...]:
+    """The training set's tags: O first, then by entity type, B- before I-."""
+    seen = {tag for tags in train[TAGS] for tag in tags}
+    return tuple(sorted(seen, key=lambda tag: (tag != "O", tag[2:], tag[:2])))
+
+
+def check_tags(rows: datasets.Dataset, labels: tuple[str, ...], where: str) -> None:
+    known = set(labels)
+    for tags, line in zip(rows[TAGS], rows[LINE], strict=True):
+        unknown = next((i for i, tag in enumerate(tags) if tag not in known), None)
+        if unknown is not None:
+            raise DataError(
+                f"{where}: line {line + unknown}: tag {tags[unknown]!r} is not among the training file's tags "
+                f"{list(labels)}"
+            )
+
+
+def _features(rows: datasets.Dataset, tokenizer, cfg: NerDataConfig, labels: tuple[str, ...], key: str):
+    tag_ids = {tag: i for i, tag in enumerate(labels)}
+    inside = {i: tag_ids.get("I-" + tag[2:], i) for tag, i in tag_ids.items() if tag.startswith("B-")}
+
+    def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        encoded = tokenizer(
+            batch[WORDS],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=cfg.max_seq_length,
+            stride=cfg.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        sources = encoded.pop("overflow_to_sample_mapping")
+        offsets = encoded.pop("offset_mapping")
+        out: dict[str, list] = {name: encoded[name] for name in ("input_ids", "token_type_ids", "attention_mask")}
+        out[SENTENCE], out[FIRST_OF_WORD], out["labels"] = [], [], []
+        for feature, source in enumerate(sources):
+            word_ids = encoded.word_ids(feature)
+            # With words given apart, a sub-token starting at character 0 of its word begins it: this holds in
+            # windows that start inside a word too, where the word's first sub-token is in the window before.
+            first = [
+                w if w is not None and span[0] == 0 else -1 for w, span in zip(word_ids, offsets[feature], strict=True)
+            ]
+            tags = batch[TAGS][source]
+            labels_out = []
+            for w, begins in zip(word_ids, first, strict=True):
+                if w is None:
+                    labels_out.append(IGNORE_INDEX)
+                elif begins >= 0:
+                    labels_out.append(tag_ids[tags[w]])
+                elif cfg.label_all_subtokens:
+                    tag = tag_ids[tags[w]]
+                    labels_out.append(inside.get(tag, tag))
+                else:
+                    labels_out.append(IGNORE_INDEX)
+            out[SENTENCE].append(indices[source])
+            out[FIRST_OF_WORD].append(first)
+            out["labels"].append(labels_out)
+        return out
+
+    return rows.map(
+        encode,
+        batched=True,
+        with_indices=True,
+        remove_columns=rows.column_names,
+        num_proc=map_processes(cfg, len(rows)),
+        new_fingerprint=fingerprint(rows._fingerprint, key),
+        desc="NER features",
+    )
+
+
+def split_stats(sentences: datasets.Dataset, features: datasets.Dataset) -> dict[str, Any]:
+    per_sentence = np.bincount(np.asarray(features[SENTENCE], dtype=np.int64), minlength=len(sentences))
+    words = sum(len(w) for w in sentences[WORDS])
+    covered = sum(len({w for w in first if w >= 0}) for first in _unique_per_sentence(features))
+    return {
+        "sentences": len(sentences),
+        "words": words,
+        "features": len(features),
+        "sentences_split_into_windows": int((per_sentence > 1).sum()),
+        "words_without_subtokens": words - covered,
+        "entities": sum(tag.startswith("B-") for tags in sentences[TAGS] for tag in tags),
+    }
+
+
+def _unique_per_sentence(features: datasets.Dataset) -> list[list[int]]:
+    merged: dict[int, list[int]] = {}
+    for sentence, first in zip(features[SENTENCE], features[FIRST_OF_WORD], strict=True):
+        merged.setdefault(sentence, []).extend(first)
+    return list(merged.values())
+
+
+class WordTags:
+    """Gathered sub-token predictions of one split -> a tag per word, and the CoNLL columns to write."""
+
+    def __init__(self, sentences: datasets.Dataset, features: datasets.Dataset, labels: tuple[str, ...]) -> None:
+        self.words, self.gold, self.labels = sentences[WORDS], sentences[TAGS], labels
+        self.sentence_of = features[SENTENCE]
+        self.first_of_word = features[FIRST_OF_WORD]
+
+    def tags(self, outputs: Gathered) -> list[list[str]]:
+        predictions = outputs["predictions"]
+        best: list[list[tuple[int, int]]] = [[(-1, 0)] * len(words) for words in self.words]  # (margin, tag id)
+        for feature, (sentence, first) in enumerate(zip(self.sentence_of, self.first_of_word, strict=True)):
+            inner = len(first) - 2  # sub-tokens between [CLS] and [SEP]
+            for position, word in enumerate(first):
+                if word < 0:
+                    continue
+                margin = min(position - 1, inner - position)  # distance from the window's nearer edge
+                if margin > best[sentence][word][0]:
+                    best[sentence][word] = (margin, int(predictions[feature, position]))
+        # A word with no sub-token (e.g. only characters the tokenizer drops) is predicted O.
+        outside = self.labels.index("O") if "O" in self.labels else 0
+        return [[self.labels[tag if margin >= 0 else outside] for margin, tag in sentence] for sentence in best]
+
+    def columns(self, predicted_tags: list[list[str]]) -> str:
+        """word gold predicted, a line per word and a blank line after each sentence: conlleval's input."""
+        lines = []
+        for words, gold, predicted in zip(self.words, self.gold, predicted_tags, strict=True):
+            lines += [f"{w} {g} {p}" for w, g, p in zip(words, gold, predicted, strict=True)]
+            lines.append("")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,68 @@
+"""The Accelerator of a run, and what is left of it between the jobs of a Hydra sweep."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import hashlib
+import logging
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+
+from bertkit.settings import TrainerConfig
+from bertkit.training.process_group import check_process_group
+
+log = logging.getLogger(__name__)
+
+
+def make_accelerator(cfg: TrainerConfig, seed: int) -> Accelerator:
+    """The Accelerator for this run (device topology comes from `accelerate config`/launch, not Hydra)."""
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=str(cfg.mixed_precision),
+        # non_blocking: batches from pinned memory reach the GPU without the host waiting for the device.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed, non_blocking=True),
+        project_config=ProjectConfiguration(automatic_checkpoint_naming=False),
+        dynamo_backend="inductor" if cfg.torch_compile else "no",
+        step_scheduler_with_optimizer=False,
+    )
+    set_seed(seed)
+    check_process_group(accelerator)
+    return accelerator
+
+
+def release_accelerator() -> None:
+    """Forget this run's Accelerator settings but keep the process group.
+
+    A Hydra sweep (`-m`) runs its jobs one after another in the same processes: each job builds its own
+    Accelerator (its own mixed precision, accumulation), on the group the first one joined, which lives
+    until the process exits. (Accelerate's end_training would destroy it, and the next job could not train.)
+    """
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+    _destroy_process_group_at_exit()
+
+
+@functools.cache
+def _destroy_process_group_at_exit() -> None:
+    def destroy() -> None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+    atexit.register(destroy)
+
+
+def weights_agree(accelerator: Accelerator, model: torch.nn.Module) -> bool:
+    """Whether every process ended with the very same weights (data parallelism must keep them equal)."""
+    digest = hashlib.sha256()
+    for parameter in accelerator.unwrap_model(model).parameters():
+        digest.update(parameter.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    fingerprint = torch.tensor([int.from_bytes(digest.digest()[:7], "little")], device=accelerator.device)
+    fingerprints = accelerator.gather(fingerprint).tolist()
+    agree = len(set(fingerprints)) == 1
+    if not agree and accelerator.is_main_process:
+        log.error("The processes ended with different weights (fingerprints %s)", fingerprints)
+    return agree

@@ -1,0 +1,21 @@
+"""Where training stands: saved in every checkpoint (as JSON) so a restart continues from the same batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    """Optimizer steps taken."""
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    """Micro-batches of the current epoch already trained on."""
+    tokens: int = 0
+    samples: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    """Evaluations during training (eval_every, eval_every_epoch): the final one is timed on its own."""
+    skipped_steps: int = 0
+    """Optimizer steps whose update was dropped because the gradients were not finite."""

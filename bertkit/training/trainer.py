@@ -1,0 +1,327 @@
+"""The task-agnostic Trainer on Accelerate: prepare, accumulate, clip, step, log, evaluate, checkpoint.
+
+It knows no task: the task's data supplies datasets and collators, and the task (through `Evaluation`)
+what to gather at evaluation and how to decode and score it.
+
+Every source of training randomness is keyed by position, not by history: the data order by (seed, epoch)
+(Accelerate's seedable sampler), the data recipe's random choices such as MLM masks by (seed, epoch,
+example index) (training examples reach the collator with their index), and dropout by (seed, epoch,
+micro-batch, process) (the generator is re-seeded before each forward pass). So a run restarted from a
+checkpoint replays exactly what the uninterrupted run did, whatever the data loader prefetched and
+however many worker processes it used.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedType
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from bertkit.core.batch import EPOCH, EXAMPLE_INDEX, Batch
+from bertkit.core.result import TrainResult
+from bertkit.core.seeding import stable_seed
+from bertkit.core.task import Evaluation, TaskData
+from bertkit.settings import MixedPrecision, NonFiniteLoss, ResumeMode, TrainerConfig
+from bertkit.training import checkpoints, optim
+from bertkit.training.accelerator import weights_agree
+from bertkit.training.batching import LengthGroupedSampler, example_lengths
+from bertkit.training.evaluation import evaluate_splits, predict_splits
+from bertkit.training.state import LoopState
+from bertkit.training.stopping import (
+    OUT_OF_TIME,
+    FirstNonFiniteStep,
+    Interrupted,
+    StopConditions,
+    TrainingError,
+    nonfinite_error,
+)
+from bertkit.training.telemetry import Clock, LogFile, Window
+
+log = logging.getLogger(__name__)
+
+
+class KeyedDataset(Dataset):
+    """A training set whose examples carry their index and the epoch (Accelerate sets it each epoch)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.dataset[index], EXAMPLE_INDEX: index, EPOCH: self.epoch}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class Trainer:
+    """Trains until max_steps, num_epochs or max_minutes, evaluating and checkpointing on the way; then
+    evaluates and predicts with the final model (`fit`)."""
+
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        cfg: TrainerConfig,
+        model: torch.nn.Module,
+        data: TaskData,
+        task: Evaluation,
+        run_dir: Path,
+        seed: int,
+    ) -> None:
+        self.accelerator, self.cfg, self.data, self.task = accelerator, cfg, data, task
+        self.run_dir, self.seed = run_dir, seed
+        self.checkpoints = run_dir / checkpoints.CHECKPOINTS
+        self.keyed_train = KeyedDataset(data.train)
+        self.state = LoopState()
+        self.history: list[dict[str, Any]] = []
+        self._prepare(model)
+        self.total_steps = self._total_steps()
+        # Prepared (not registered) so that Accelerate saves it as its own scheduler.bin, read back unpickled.
+        self.scheduler = accelerator.prepare(optim.build_scheduler(self.optimizer, cfg, self.total_steps))
+        resumed = self._resume()
+        self.log_file = LogFile(run_dir / "log.jsonl", accelerator.is_main_process, append=resumed)
+        self.clock = Clock(self.state.train_seconds)
+        self.window = Window(self.clock)
+        self.stop = StopConditions(accelerator, cfg.max_minutes, self.clock)
+        # With fp16 the gradient scaler skips overflowing steps itself; only other runs treat them as errors.
+        self.check_finite = cfg.mixed_precision != MixedPrecision.fp16
+        self.nonfinite = FirstNonFiniteStep(accelerator.device)
+        self.progress = tqdm(
+            total=self.total_steps,
+            initial=self.state.step,
+            disable=not (cfg.progress_bar and accelerator.is_main_process),
+            desc="Training",
+            dynamic_ncols=True,
+        )
+
+    # ------------------------------------------------------------------------------------------ set-up
+
+    def _prepare(self, model: torch.nn.Module) -> None:
+        """Loaders, optimizer and model, prepared for the devices and processes of this launch."""
+        cfg, accelerator = self.cfg, self.accelerator
+        grouped = None
+        if cfg.group_by_length:
+            grouped = LengthGroupedSampler(example_lengths(self.data.train), cfg.per_device_batch_size, self.seed)
+        train_loader = DataLoader(
+            self.keyed_train,
+            batch_size=cfg.per_device_batch_size,
+            shuffle=grouped is None,
+            sampler=grouped,
+            collate_fn=self.data.collate_train,
+            num_workers=cfg.num_workers,
+            pin_memory=accelerator.device.type == "cuda",
+            drop_last=True,  # equal shards on every process; a ragged last batch would skew the loss scale
+        )
+        splits = self.data.evaluation | self.data.final_evaluation | self.data.prediction
+        loaders = {
+            name: DataLoader(dataset, batch_size=cfg.eval_batch_size, collate_fn=self.data.collate_eval)
+            for name, dataset in splits.items()
+        }
+        optimizer = optim.build_optimizer(model, cfg, accelerator.device)
+        prepared = accelerator.prepare(model, optimizer, train_loader, *loaders.values())
+        self.model, self.optimizer, self.train_loader = prepared[:3]
+        loaders = dict(zip(loaders, prepared[3:], strict=True))
+        self.predict_loaders = {name: loaders.pop(name) for name in self.data.prediction}
+        self.final_loaders = {name: loaders.pop(name) for name in self.data.final_evaluation}
+        self.eval_loaders = loaders
+
+    def _total_steps(self) -> int:
+        # accumulate() also steps at the end of every epoch, after fewer micro-batches if they do not divide.
+        steps_per_epoch = math.ceil(len(self.train_loader) / self.cfg.gradient_accumulation_steps)
+        total = self.cfg.max_steps if self.cfg.max_steps is not None else steps_per_epoch * self.cfg.num_epochs
+        if steps_per_epoch == 0 and total > 0:
+            raise TrainingError(
+                f"the training set ({len(self.data.train)} examples) is smaller than one batch of "
+                f"trainer.per_device_batch_size={self.cfg.per_device_batch_size} x "
+                f"{self.accelerator.num_processes} processes"
+            )
+        return total
+
+    def _resume(self) -> bool:
+        """Load the newest checkpoint of the run directory, if there is one to resume from."""
+        if self.cfg.resume == ResumeMode.never:
+            return False
+        resumed = checkpoints.resume(self.accelerator, self.checkpoints)
+        if resumed is None:
+            return False
+        self.state = LoopState(**resumed[1])
+        log.info("Resumed from %s (step %d, epoch %d)", resumed[0], self.state.step, self.state.epoch)
+        return True
+
+    # ---------------------------------------------------------------------------------------- training
+
+    def fit(self) -> TrainResult:
+        """Train, then evaluate and predict with the final model."""
+        self.model.train()
+        with self.stop.signals_caught():
+            while self.state.step < self.total_steps:
+                self._train_epoch()
+        return self._finish()
+
+    def _train_epoch(self) -> None:
+        """Micro-batches from where the epoch stands until its end (or the end of training)."""
+        state = self.state
+        self.train_loader.set_epoch(state.epoch)
+        # Accelerate passes the epoch on to the sampler but, when several processes shard it, not to the
+        # dataset: MLM masks keyed by epoch would repeat every epoch.
+        self.keyed_train.set_epoch(state.epoch)
+        for batch in self.accelerator.skip_first_batches(self.train_loader, state.batch_in_epoch):
+            state.batch_in_epoch += 1
+            # Dropout draws from the global generator: keyed by position, it replays on resume.
+            torch.manual_seed(stable_seed(self.seed, state.epoch, state.batch_in_epoch, self.accelerator.process_index))
+            if self.micro_step(batch) and self._after_step():
+                return
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        if self.cfg.eval_every_epoch and state.step < self.total_steps:
+            self._evaluate_during_training()
+
+    def micro_step(self, batch: Batch) -> bool:
+        """Forward and backward on one micro-batch; at an accumulation boundary also clip and update. Returns
+        whether this micro-batch ended an optimizer step (its update applied, or dropped as not finite)."""
+        accelerator = self.accelerator
+        with accelerator.accumulate(self.model):
+            output = self.model(**batch)
+            accelerator.backward(output.loss)
+            self.window.add(output, batch["attention_mask"].sum(), len(batch["input_ids"]))
+            update = self._clip_gradients() if accelerator.sync_gradients else True
+            if update:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return accelerator.sync_gradients
+
+    def _clip_gradients(self) -> bool:
+        """Clip by global norm (reduced over all processes, so all take the same branch); False: drop the
+        update because the gradients are not finite (on_nonfinite_loss=skip)."""
+        max_norm = self.cfg.max_grad_norm if self.cfg.max_grad_norm > 0 else math.inf
+        norm = self.window.grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm)
+        if not self.check_finite or norm is None:  # under DeepSpeed a float, None before its first step
+            return True
+        if self.cfg.on_nonfinite_loss == NonFiniteLoss.stop and torch.is_tensor(norm):
+            self.nonfinite.note(norm, self.state.step + 1)
+            return True
+        if math.isfinite(norm):  # skipping this update needs the norm now
+            return True
+        if self.cfg.on_nonfinite_loss == NonFiniteLoss.stop:
+            raise nonfinite_error(self.state.step + 1)
+        self.window.drop_pending()
+        self.state.skipped_steps += 1
+        log.warning("step %d: the gradients are not finite; this update is skipped", self.state.step + 1)
+        return False
+
+    def _after_step(self) -> bool:
+        """Log, evaluate, save and check the stop conditions after an optimizer step; True: training is over."""
+        state, cfg = self.state, self.cfg
+        self.window.commit()
+        self.scheduler.step()
+        state.step += 1
+        self.progress.update(1)
+        if state.step % cfg.log_every == 0 or state.step == self.total_steps:
+            self._log()
+        if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < self.total_steps:
+            self._evaluate_during_training()
+        if cfg.save_every and state.step % cfg.save_every == 0:
+            self.save()
+        reason = self.stop.check()
+        if reason == OUT_OF_TIME:
+            self.total_steps = state.step  # evaluate and save as if the budget ended here
+        elif isinstance(reason, int):
+            self._interrupt(reason)
+        return state.step >= self.total_steps
+
+    def _log(self) -> None:
+        self.nonfinite.raise_if_seen()
+        record = self.window.flush(self.accelerator, self.state, self.scheduler.get_last_lr()[0])
+        self.log_file.write(record)
+        if "loss" in record:  # absent when every step since the last line was skipped
+            self.progress.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_second']:.0f}")
+
+    def _evaluate_during_training(self) -> None:
+        self.nonfinite.raise_if_seen()
+        with self.clock.paused():
+            started = time.perf_counter()
+            scores, _ = evaluate_splits(self.accelerator, self.model, self.eval_loaders, self.task, self.state.step)
+            self.history.append(self._record(scores))
+            self.state.eval_seconds += time.perf_counter() - started
+        self.log_file.write(self.history[-1])
+        self.model.train()
+
+    def save(self) -> Path:
+        """A checkpoint of this step (every process takes part)."""
+        self.nonfinite.raise_if_seen()  # never a checkpoint of weights updated with non-finite gradients
+        self.state.train_seconds = self.clock.elapsed()
+        with self.clock.paused():
+            return checkpoints.save(
+                self.accelerator, self.checkpoints, self.state.step, self.cfg.keep_last, asdict(self.state)
+            )
+
+    def _interrupt(self, signum: int) -> None:
+        """Save where training stands and leave (a signal asked to stop)."""
+        self.progress.close()
+        if self.window.micro_batches:
+            self.log_file.write(self.window.flush(self.accelerator, self.state, self.scheduler.get_last_lr()[0]))
+        saved = self.checkpoints / f"step_{self.state.step}"
+        if not (self.cfg.save_every and self.state.step % self.cfg.save_every == 0):
+            saved = self.save()
+        raise Interrupted(signum, self.state.step, saved)
+
+    def _record(self, scores: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {"step": self.state.step, "epoch": self.state.epoch, "eval": scores}
+
+    # ------------------------------------------------------------------------------------------ finish
+
+    def _finish(self) -> TrainResult:
+        """The final evaluation and predictions, the last checkpoint, throughput and the gathered weights."""
+        state, accelerator = self.state, self.accelerator
+        self.progress.close()
+        self.nonfinite.raise_if_seen()
+        if self.window.micro_batches:  # stopped by the time budget between two log lines
+            self.log_file.write(self.window.flush(accelerator, state, self.scheduler.get_last_lr()[0]))
+        state.train_seconds = self.clock.elapsed()
+        started = time.perf_counter()
+        loaders = self.eval_loaders | self.final_loaders
+        scores, predictions = evaluate_splits(accelerator, self.model, loaders, self.task, state.step)
+        eval_seconds = time.perf_counter() - started
+        predictions |= predict_splits(accelerator, self.model, self.predict_loaders, self.task)
+        self.history.append(self._record(scores))
+        self.log_file.write(self.history[-1])
+        if self.cfg.save_every and state.step > 0 and not (self.checkpoints / f"step_{state.step}").exists():
+            self.save()
+        throughput = self._throughput(eval_seconds)
+        state_dict = accelerator.get_state_dict(self.model)  # a collective under FSDP/DeepSpeed: all processes
+        return TrainResult(
+            model=accelerator.unwrap_model(self.model),
+            state_dict=state_dict if accelerator.is_main_process else None,
+            scores=scores,
+            history=self.history,
+            throughput=throughput,
+            predictions=predictions,
+        )
+
+    def _throughput(self, final_eval_seconds: float) -> dict[str, Any]:
+        state, seconds = self.state, self.state.train_seconds
+        throughput: dict[str, Any] = {
+            "steps": state.step,
+            "train_seconds": seconds,
+            "tokens_per_second": state.tokens / seconds if seconds else 0.0,
+            "samples_per_second": state.samples / seconds if seconds else 0.0,
+            "eval_seconds_during_training": state.eval_seconds,
+            "final_eval_seconds": final_eval_seconds,
+            "processes": self.accelerator.num_processes,
+            "skipped_nonfinite_steps": state.skipped_steps,
+        }
+        if self.accelerator.distributed_type in (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
+            throughput["weights_identical_across_processes"] = weights_agree(self.accelerator, self.model)
+        return throughput
