@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from .conftest import ASSETS, GLUE_FIXTURES, ROOT, TINY_OVERRIDES
+from bertkit import train
+
+from .conftest import ASSETS, GLUE_FIXTURES, ROOT, TINY_OVERRIDES, compose_config
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +88,9 @@ def test_two_process_evaluation_equals_one_process_exactly(recipe, tmp_path, cac
         start = [f"model.name_or_path={tiny_checkpoint}"]
     else:
         task, start = PRETRAIN, []
-    succeeds(ONE, [*task, *start, "trainer.max_steps=3", f"output_dir={tmp_path / 'trained'}"], cache_dir)
+    # The model to evaluate is trained in this process: only the evaluations are compared, launched both ways.
+    train.run(compose_config([*task, *start, "trainer.max_steps=3", f"output_dir={tmp_path / 'trained'}",
+                              f"cache_dir={cache_dir}"]))  # fmt: skip
     trained = ["model=pretrained", f"model.name_or_path={tmp_path / 'trained' / 'model'}"]
     evaluate = [*task, *trained, "trainer.max_steps=0", "trainer.eval_batch_size=2"]
     succeeds(ONE, [*evaluate, f"output_dir={tmp_path / 'one'}"], cache_dir)
