@@ -138,7 +138,7 @@ def run_bertkit(task: str, args, sizes: dict, tokenizer, examples, work: Path, c
         progress_bar=False,
     )
     accelerator = make_accelerator(cfg, seed=0)
-    model = build_model(ModelConfig(**sizes), spec, head)
+    model = build_model(ModelConfig(**sizes), spec, head).model
     run_dir = work / f"bertkit-{task}-{compile_model}"
     run_dir.mkdir()
     try:

@@ -10,36 +10,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, cast
 
-from omegaconf import OmegaConf
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from bertkit.config import RunConfig
-from bertkit.core.errors import ConfigError
 from bertkit.core.result import TrainResult
 from bertkit.core.task import TaskData
 from bertkit.tasks.base import CardFacts, Task
 
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
+NOT_SCORES = ("data", "throughput", "timings_seconds", "predictions")
+"""metrics.json's keys besides the scores of each split."""
 
 
-def check_writable(run_dir: Path) -> None:
-    """Fail at start-up, not after hours of training, when the run directory cannot be written."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise ConfigError(f"invalid setting output_dir: {run_dir} cannot be written ({error.strerror})") from None
-
-
-def write_config(run: RunConfig, run_dir: Path) -> None:
-    """The resolved configuration, so the run can be repeated with `--config-path`/overrides."""
-    _atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)))
+def read_scores(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The scores of a finished run, from its metrics.json."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {split: scores for split, scores in metrics.items() if split not in NOT_SCORES}
 
 
 def write_results(
@@ -50,6 +40,7 @@ def write_results(
     task: Task[Any],
     data: TaskData,
     timings: dict[str, float],
+    fresh_modules: list[str],
 ) -> dict[str, Any]:
     """metrics.json, predictions/, model/ (a plain Hugging Face folder with a model card) and curves.png."""
     predictions = {
@@ -68,7 +59,8 @@ def write_results(
         "predictions": sorted(f"{PREDICTIONS_DIR}/{name}" for name in predictions),
     }
     _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
-    save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, model_card(run, result, task, data))
+    card = model_card(run, result, task, data, fresh_modules)
+    save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, card)
     plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", task.headline_metrics)
     return metrics
 
@@ -97,10 +89,12 @@ def save_model(model, state_dict, tokenizer: PreTrainedTokenizerBase, folder: Pa
         staging.rename(folder)
 
 
-def model_card(run: RunConfig, result: TrainResult, task: Task[Any], data: TaskData) -> str:
+def model_card(run: RunConfig, result: TrainResult, task: Task[Any], data: TaskData, fresh_modules: list[str]) -> str:
     """A Hugging Face model card: what was trained on what, with which settings, and how well."""
     cfg = cast(PretrainedConfig, result.model.config)
     origin = f"continued from `{run.model.name_or_path}`" if run.model.name_or_path else "trained from scratch"
+    if run.model.name_or_path and fresh_modules:
+        origin += f" (its {', '.join(f'`{m}`' for m in fresh_modules)} started from random initialisation)"
     facts = task.card()
     lines = [
         "---",

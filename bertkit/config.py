@@ -39,9 +39,10 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.data, DataConfig) and self.model.name_or_path is None:
+        positions = self.model.max_position_embeddings
+        if isinstance(self.data, DataConfig) and self.model.name_or_path is None and positions is not None:
             require(
-                self.data.max_seq_length <= self.model.max_position_embeddings,
+                self.data.max_seq_length <= positions,
                 "data.max_seq_length",
                 f"{self.data.max_seq_length} is larger than model.max_position_embeddings="
                 f"{self.model.max_position_embeddings}",
@@ -53,12 +54,14 @@ def register_configs() -> None:
     the YAML files use."""
     if not OmegaConf.has_resolver("suffix_unless"):
         OmegaConf.register_new_resolver("suffix_unless", suffix_unless)
+    # Outside the groups, so that no schema is offered as an option (`model=model_schema`) or listed in --help;
+    # each group's YAML files name theirs as `/NAME@_here_`.
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
     for name, (schema, _) in TASKS.items():
-        store.store(group="data", name=name, node=schema)
-    store.store(group="model", name="model_schema", node=ModelConfig)
-    store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+        store.store(name=name, node=schema)
+    store.store(name="model_schema", node=ModelConfig)
+    store.store(name="trainer_schema", node=TrainerConfig)
 
 
 def suffix_unless(value: Any, default: Any) -> str:

@@ -3,44 +3,57 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import torch
-from transformers import BertConfig, PreTrainedModel
+from transformers import AutoConfig, BertConfig, PreTrainedModel
 
-from bertkit.core.errors import ModelError, first_line, unreachable_checkpoint_hint
+from bertkit.core.errors import ModelError, missing_checkpoint_message
 from bertkit.core.task import Head, TaskSpec
-from bertkit.settings import ModelConfig
+from bertkit.settings import SIZES, ModelConfig
 
 log = logging.getLogger(__name__)
+HEAD_MODULES = ("pooler",)
+"""Parts of the encoder that a checkpoint may lack and a run may start fresh, as task heads do (a checkpoint
+saved from a masked-LM model has no pooler)."""
+
+
+class BuiltModel(NamedTuple):
+    model: PreTrainedModel
+    fresh_modules: list[str]
+    """Modules that start from random initialisation (task heads the checkpoint lacks), e.g. ["classifier"]."""
 
 
 def architecture(cfg: ModelConfig) -> BertConfig:
     """The BERT configuration: read from the checkpoint's config.json, or built from the preset sizes."""
     if cfg.name_or_path is None:
+        sizes = {key: getattr(cfg, key) for key in SIZES}
         return BertConfig(
-            hidden_size=cfg.hidden_size,
-            num_hidden_layers=cfg.num_hidden_layers,
-            num_attention_heads=cfg.num_attention_heads,
-            intermediate_size=cfg.intermediate_size,
-            max_position_embeddings=cfg.max_position_embeddings,
-            type_vocab_size=cfg.type_vocab_size,
+            **sizes,
             hidden_dropout_prob=cfg.hidden_dropout_prob,
             attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
-            initializer_range=cfg.initializer_range,
         )
     try:
-        config = BertConfig.from_pretrained(cfg.name_or_path)
+        config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as error:
-        where = "folder" if Path(cfg.name_or_path).exists() else "folder or Hub id"
+        raise ModelError(missing_checkpoint_message("model.name_or_path", cfg.name_or_path, error)) from None
+    if not isinstance(config, BertConfig) or config.model_type != "bert":
+        kind = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
         raise ModelError(
-            f"model.name_or_path={cfg.name_or_path!r}: no BERT config.json could be read from this {where} "
-            f"({first_line(error)}){unreachable_checkpoint_hint(cfg.name_or_path)}"
-        ) from None
+            f"model.name_or_path={cfg.name_or_path!r} is a {config.model_type} checkpoint ({kind}), not a BERT; "
+            "its weights would not load into the BERT that bertkit trains: choose a BERT checkpoint"
+        )
     config.hidden_dropout_prob = cfg.hidden_dropout_prob
     config.attention_probs_dropout_prob = cfg.attention_probs_dropout_prob
     return config
+
+
+def with_checkpoint_sizes(cfg: ModelConfig, config: BertConfig) -> ModelConfig:
+    """The model settings with the sizes the checkpoint really has, so that records tell what was trained."""
+    if cfg.name_or_path is None:
+        return cfg
+    return replace(cfg, **{key: getattr(config, key) for key in SIZES})
 
 
 def check_sequence_length(config: BertConfig, max_seq_length: int, setting: str = "data.max_seq_length") -> None:
@@ -52,28 +65,33 @@ def check_sequence_length(config: BertConfig, max_seq_length: int, setting: str 
         )
 
 
-def build_model(cfg: ModelConfig, spec: TaskSpec, head: Head) -> PreTrainedModel:
+def build_model(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: bool = False) -> BuiltModel:
     """The task's head on the configured BERT, in float32 (mixed precision is applied by Accelerate, not baked in)."""
     config = architecture(cfg)
     check_sequence_length(config, spec.max_seq_length)
     if cfg.name_or_path is None:
         config.vocab_size = spec.vocab_size
         config.pad_token_id = spec.pad_token_id
-    elif spec.vocab_size > config.vocab_size:
-        raise ModelError(
-            f"the tokenizer has {spec.vocab_size} tokens but model.name_or_path={cfg.name_or_path!r} embeds "
-            f"only {config.vocab_size}; use the checkpoint's own tokenizer (unset tokenizer.name_or_path)"
-        )
     config._attn_implementation = str(cfg.attn_implementation)
     for name, value in head.config.items():
         setattr(config, name, value)
     if cfg.name_or_path is None:
-        return head.model_class(config)
-    return _from_checkpoint(cfg, head, config)
+        if evaluate_only:
+            raise ModelError("trainer.max_steps=0 evaluates model.name_or_path as it is, and none is set")
+        return BuiltModel(head.model_class(config), [])
+    built = _from_checkpoint(cfg, head, config)
+    if evaluate_only and built.fresh_modules:
+        raise ModelError(
+            f"trainer.max_steps=0 evaluates model.name_or_path={cfg.name_or_path!r} as it is, but it has no "
+            f"weights for {', '.join(built.fresh_modules)}: a random head cannot be evaluated; train it first "
+            "(unset trainer.max_steps), or give a checkpoint fine-tuned for this task"
+        )
+    return built
 
 
-def _from_checkpoint(cfg: ModelConfig, head: Head, config: BertConfig) -> PreTrainedModel:
-    """The checkpoint's weights in the head's class; what it lacks (a new task head) starts fresh, and is said."""
+def _from_checkpoint(cfg: ModelConfig, head: Head, config: BertConfig) -> BuiltModel:
+    """The checkpoint's weights in the head's class. Only task heads may start fresh (and it is said); an
+    encoder the checkpoint does not fill stops the run."""
     assert cfg.name_or_path is not None
     model: PreTrainedModel
     info: dict[str, Any]
@@ -89,10 +107,19 @@ def _from_checkpoint(cfg: ModelConfig, head: Head, config: BertConfig) -> PreTra
     fresh = set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]}
     # Name modules, not tensors: "classifier", "cls.predictions" (weights and biases alike).
     fresh_modules = sorted({".".join(key.rsplit(".", 1)[0].split(".")[:2]) for key in fresh})
+    encoder = model.base_model_prefix
+    unfilled = [m for m in fresh_modules if m.startswith(f"{encoder}.") and m.split(".")[1] not in HEAD_MODULES]
+    if unfilled:
+        kind = ", ".join(getattr(config, "architectures", None) or []) or "no architecture named"
+        raise ModelError(
+            f"model.name_or_path={cfg.name_or_path!r} ({kind}) has no usable weights for {', '.join(unfilled)}: "
+            "its weights do not fit this BERT, which would train from random initialisation; choose a "
+            "checkpoint of this architecture"
+        )
     if fresh_modules:
         log.warning(
             "%s has no weights for %s: they start from random initialisation and are trained in this run",
             cfg.name_or_path,
             ", ".join(fresh_modules),
         )
-    return model
+    return BuiltModel(model, fresh_modules)

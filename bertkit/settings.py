@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bertkit.core.schema import require, resumable
+from bertkit.core.schema import input_path, require, resumable
 
 
 class MixedPrecision(StrEnum):
@@ -36,8 +36,8 @@ class ResumeMode(StrEnum):
     """What a run does with the checkpoints of an earlier run in its output_dir."""
 
     auto = "auto"  # resume from the newest, if the earlier run had the same configuration; else refuse
-    never = "never"  # start over (the same configuration only: another run's results are never overwritten)
-    force = "force"  # resume even though settings changed (say, a new learning rate for the rest of the run)
+    never = "never"  # start over: what output_dir holds is moved aside to <output_dir>.prev-N, never overwritten
+    force = "force"  # resume although settings or inputs changed (say, a new learning rate); history.jsonl says so
 
 
 class NonFiniteLoss(StrEnum):
@@ -51,7 +51,7 @@ class NonFiniteLoss(StrEnum):
 class TokenizerConfig:
     """Which tokenizer to use, or how to train one."""
 
-    name_or_path: str | None = None
+    name_or_path: str | None = input_path(None)
     """Hub id or folder of a tokenizer. None: the model checkpoint's tokenizer, or, when the model is
     trained from scratch, a WordPiece vocabulary trained on the pretraining corpus."""
     vocab_size: int = 8192
@@ -66,21 +66,35 @@ class TokenizerConfig:
         require(self.min_frequency >= 1, "tokenizer.min_frequency", "must be >= 1")
 
 
+SIZES = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "initializer_range",
+)
+"""The model settings a checkpoint decides."""
+
+
 @dataclass(kw_only=True, slots=True)
 class ModelConfig:
     """Model recipe: a BERT from scratch (sizes below) or from a checkpoint."""
 
-    name_or_path: str | None = None
+    name_or_path: str | None = input_path(None)
     """Checkpoint folder or Hub id to start from. None: initialise from scratch with the sizes below."""
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    intermediate_size: int = 512
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
+    # The sizes: null with a checkpoint (model=pretrained), whose config.json decides them; config.yaml records
+    # the checkpoint's values, so that it tells what was trained.
+    hidden_size: int | None = 128
+    num_hidden_layers: int | None = 2
+    num_attention_heads: int | None = 2
+    intermediate_size: int | None = 512
+    max_position_embeddings: int | None = 512
+    type_vocab_size: int | None = 2
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
-    initializer_range: float = 0.02
+    initializer_range: float | None = 0.02
     attn_implementation: AttnImplementation = AttnImplementation.sdpa
     masked_positions_only: bool = True
     """Compute MLM logits only at masked positions (same weights and loss, far less work)."""
@@ -89,12 +103,16 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.name_or_path is None:
+            for key in SIZES:
+                require(getattr(self, key) is not None, f"model.{key}", "a model trained from scratch needs it")
+            assert self.hidden_size is not None and self.num_attention_heads is not None
             require(
                 self.hidden_size % self.num_attention_heads == 0,
                 "model.hidden_size",
                 f"{self.hidden_size} is not a multiple of model.num_attention_heads={self.num_attention_heads}",
             )
-        require(self.num_hidden_layers >= 1, "model.num_hidden_layers", "must be >= 1")
+        layers = self.num_hidden_layers
+        require(layers is None or layers >= 1, "model.num_hidden_layers", "must be >= 1")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -133,8 +151,9 @@ class TrainerConfig:
     keep_last: int = resumable(2)
     """Resumable checkpoints to keep."""
     resume: ResumeMode = resumable(ResumeMode.auto)
-    """auto: resume from the newest checkpoint in output_dir if the run there had these settings (refuse
-    otherwise); never: start over; force: resume although settings changed."""
+    """auto: resume from the newest checkpoint in output_dir if the run there had these settings and inputs
+    (refuse otherwise); never: start over, moving the earlier run aside; force: resume although settings or
+    inputs changed, recording the change in history.jsonl."""
     on_nonfinite_loss: NonFiniteLoss = NonFiniteLoss.stop
     num_workers: int = resumable(0)
     """DataLoader worker processes (0: load in the training process)."""

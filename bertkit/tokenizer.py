@@ -10,15 +10,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, BertTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from bertkit.core.errors import ModelError, first_line, unreachable_checkpoint_hint
+from bertkit.core.errors import ModelError, missing_checkpoint_message
 from bertkit.settings import ModelConfig, TokenizerConfig
 from bertkit.tasks.base import TrainingText
 
 log = logging.getLogger(__name__)
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CONTINUATION = "##"  # WordPiece's prefix of a piece that continues a word
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
 _FORMAT_VERSION = 2  # bump when the way a vocabulary is trained changes, to retire old caches
 
 
@@ -41,17 +49,77 @@ def build(
 
 def load(name_or_path: str, setting: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """A fast tokenizer from a folder or the Hub; a missing one names the setting to fix."""
+    folder = Path(name_or_path).expanduser()
+    if folder.is_dir() and not has_tokenizer_files(folder):
+        raise ModelError(
+            f"{setting}={name_or_path!r}: this folder holds no tokenizer ({', '.join(TOKENIZER_FILES[:2])}, ...); "
+            "set tokenizer.name_or_path to the tokenizer its model was trained with"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        where = "folder" if Path(name_or_path).exists() else "folder or Hub id"
-        raise ModelError(
-            f"{setting}={name_or_path!r}: no tokenizer could be loaded from this {where} "
-            f"({first_line(error)}){unreachable_checkpoint_hint(name_or_path)}"
-        ) from None
+        raise ModelError(missing_checkpoint_message(setting, name_or_path, error, "tokenizer")) from None
     if not tokenizer.is_fast:
         raise ModelError(f"{setting}={name_or_path!r}: bertkit needs a fast (Rust) tokenizer")
     return tokenizer
+
+
+def check_fits(
+    cfg: ModelConfig, tokenizer_setting: str | None, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig
+) -> None:
+    """Stop before tokenizing when the tokenizer does not fit the checkpoint: more tokens than it embeds,
+    another vocabulary than its own, or other special-token ids. (A checkpoint's own tokenizer may have
+    fewer tokens than it embeds: some pad their embedding matrix to a round size.)"""
+    if cfg.name_or_path is None:
+        return
+    if len(tokenizer) > config.vocab_size:
+        raise ModelError(
+            f"the tokenizer has {len(tokenizer)} tokens but model.name_or_path={cfg.name_or_path!r} embeds "
+            f"only {config.vocab_size}; use the checkpoint's own tokenizer (unset tokenizer.name_or_path)"
+        )
+    if config.pad_token_id is not None and tokenizer.pad_token_id != config.pad_token_id:
+        raise ModelError(
+            f"the tokenizer's [PAD] is id {tokenizer.pad_token_id} but model.name_or_path={cfg.name_or_path!r} "
+            f"pads with id {config.pad_token_id}; use the checkpoint's own tokenizer"
+        )
+    if tokenizer_setting is None or tokenizer_setting == cfg.name_or_path:
+        return
+    own = _own_tokenizer(cfg)
+    if own is None and len(tokenizer) != config.vocab_size:
+        raise ModelError(
+            f"tokenizer.name_or_path={tokenizer_setting!r} has {len(tokenizer)} tokens but model.name_or_path="
+            f"{cfg.name_or_path!r} embeds {config.vocab_size}: they do not belong together"
+        )
+    if own is not None and own.get_vocab() != tokenizer.get_vocab():
+        raise ModelError(
+            f"tokenizer.name_or_path={tokenizer_setting!r} ({_describe(tokenizer)}) is not the vocabulary of "
+            f"model.name_or_path={cfg.name_or_path!r} ({_describe(own)}); unset tokenizer.name_or_path to use "
+            "the checkpoint's own"
+        )
+
+
+def _own_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase | None:
+    assert cfg.name_or_path is not None
+    if Path(cfg.name_or_path).expanduser().is_dir() and not has_tokenizer_files(Path(cfg.name_or_path).expanduser()):
+        return None  # a checkpoint without a tokenizer: only its sizes can be compared
+    try:
+        return AutoTokenizer.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError):
+        return None
+
+
+def _describe(tokenizer: PreTrainedTokenizerBase) -> str:
+    specials = ", ".join(
+        f"{token}={tokenizer.convert_tokens_to_ids(token)}"
+        for token in (tokenizer.cls_token, tokenizer.sep_token, tokenizer.mask_token)
+        if token is not None
+    )
+    return f"{len(tokenizer):,} tokens, {specials}"
+
+
+def has_tokenizer_files(folder: Path) -> bool:
+    """Whether a folder holds a tokenizer (transformers would otherwise build an empty one from config.json)."""
+    return any((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
 def train_wordpiece(tok_cfg: TokenizerConfig, text: TrainingText, cache_dir: Path) -> PreTrainedTokenizerBase:

@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 if __name__ == "__main__" and not __package__:
     # Run as a file, Python would put bertkit/ itself on sys.path and its modules (config, model, ...)
@@ -18,13 +18,13 @@ if __name__ == "__main__" and not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from transformers import PretrainedConfig
 
-from bertkit import artifacts, config, model, tokenizer
+from bertkit import artifacts, config, model, run_dir, tokenizer
 from bertkit.core.errors import BertkitError
-from bertkit.settings import ResumeMode
+from bertkit.tasks.base import CheckpointLabels, Task
 from bertkit.tasks.registry import task_for
-from bertkit.training import checkpoints
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
 from bertkit.training.trainer import Trainer
@@ -39,58 +39,74 @@ def run(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """One training run; returns the final evaluation scores."""
     started = time.perf_counter()
     run_cfg = config.load(cfg)
+    with run_dir.RunLog() as run_log:
+        try:
+            return _run(run_cfg, run_log, started)
+        except run_dir.NothingToTrain as finished:
+            log.info("Nothing to train: %s", finished)
+            return artifacts.read_scores(Path(run_cfg.output_dir))
+
+
+def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> dict[str, dict[str, Any]]:
     task = task_for(run_cfg.data)
-    run_dir, cache_dir = Path(run_cfg.output_dir), Path(run_cfg.cache_dir).expanduser()
-    _check_run_dir(run_cfg, run_dir)
-    model.check_sequence_length(model.architecture(run_cfg.model), task.max_seq_length)
+    architecture = model.architecture(run_cfg.model)
+    run_cfg.model = model.with_checkpoint_sizes(run_cfg.model, architecture)
+    model.check_sequence_length(architecture, task.max_seq_length)
+    inputs = run_dir.input_fingerprints(run_cfg)
+    plan = run_dir.plan(run_cfg, inputs)
+    evaluate_only = run_cfg.trainer.max_steps == 0
+    if evaluate_only and run_cfg.model.name_or_path is not None:
+        _use_checkpoint_labels(task, run_cfg.model.name_or_path, architecture)
     accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed)
     if accelerator.is_main_process:
-        artifacts.check_writable(run_dir)
-    else:
-        _console_logging_only()
+        run_dir.check_writable(plan.run_dir)
 
     with accelerator.main_process_first():  # the main process fills the caches; the others read them
+        cache_dir = Path(run_cfg.cache_dir).expanduser()
         tok = tokenizer.build(run_cfg.tokenizer, run_cfg.model, lambda: task.training_text(cache_dir), cache_dir)
+        tokenizer.check_fits(run_cfg.model, run_cfg.tokenizer.name_or_path, tok, architecture)
         data = task.build(tok, cache_dir)
     preprocessing = time.perf_counter() - started
-    net = model.build_model(run_cfg.model, data.spec, task.head(run_cfg.model))
+    built = model.build_model(run_cfg.model, data.spec, task.head(run_cfg.model), evaluate_only)
+    trainer = Trainer(accelerator, run_cfg.trainer, built.model, data, task, plan.run_dir, run_cfg.seed, plan.resume)
+    if trainer.resumed and trainer.finished and (plan.run_dir / run_dir.METRICS).is_file():
+        raise run_dir.NothingToTrain(f"{plan.run_dir} is at its last step ({trainer.state.step}); its results are kept")
     if accelerator.is_main_process:
-        artifacts.write_config(run_cfg, run_dir)
+        run_dir.claim(plan, run_cfg, inputs, trainer.state.step)
+        run_log.write_to(plan.run_dir / run_dir.TRAIN_LOG)
+    accelerator.wait_for_everyone()
 
-    result = Trainer(accelerator, run_cfg.trainer, net, data, task, run_dir, run_cfg.seed).fit()
+    result = trainer.fit()
 
     if accelerator.is_main_process:
         timings = {"preprocessing": preprocessing, "total": time.perf_counter() - started}
-        artifacts.write_results(run_cfg, run_dir, result, tok, task, data, timings)
-        log.info("Wrote %s (metrics.json, model/, curves.png)", run_dir)
+        artifacts.write_results(run_cfg, plan.run_dir, result, tok, task, data, timings, built.fresh_modules)
+        log.info("Wrote %s (metrics.json, model/, curves.png)", plan.run_dir)
     accelerator.wait_for_everyone()
     release_accelerator()
     return result.scores
 
 
-def _check_run_dir(run_cfg: config.RunConfig, run_dir: Path) -> None:
-    """Refuse a run directory that holds another run, before any work."""
-    resolved = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(run_cfg), enum_to_str=True))
-    checkpoints.check_run_dir(
-        run_dir,
-        resolved,
-        force=run_cfg.trainer.resume == ResumeMode.force,
-        resumable=config.resumable_settings(run_cfg),
-        defaults=config.schema_defaults(run_cfg),
-    )
+def _use_checkpoint_labels(task: Task[Any], checkpoint: str, architecture: PretrainedConfig) -> None:
+    """Evaluate-only: the checkpoint's label names, unless it has only transformers' placeholders (LABEL_0, ...),
+    which say nothing: then the data's labels are taken in their order, as a plain HF script would."""
+    names = tuple(str(architecture.id2label[i]) for i in sorted(architecture.id2label))
+    if all(name == f"LABEL_{i}" for i, name in enumerate(names)):
+        log.warning("%s names its labels %s only: the data's labels are read in their sorted order", checkpoint,
+                    ", ".join(names[:3]) + (", ..." if len(names) > 3 else ""))  # fmt: skip
+        return
+    regression = getattr(architecture, "problem_type", None) == "regression"
+    task.use_checkpoint_labels(CheckpointLabels(checkpoint=checkpoint, names=names, regression=regression))
 
 
-def _console_logging_only() -> None:
-    """Processes other than the main one keep their messages on the console: the run directory's files
-    are the main process's."""
-    for handler in list(logging.getLogger().handlers):
-        if isinstance(handler, logging.FileHandler):
-            logging.getLogger().removeHandler(handler)
-            handler.close()
+class _Progress:
+    task_started = False
+    """Set once Hydra hands over the composed config: an exit status 1 before it is one of Hydra's errors."""
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> None:
+    _Progress.task_started = True
     try:
         run(cfg)
     except Interrupted as stopped:
@@ -102,5 +118,16 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def cli() -> None:
+    """The command line. Hydra's own errors (an unknown override or option) exit 2, as bertkit's do: every
+    bad input has one status."""
+    try:
+        main()
+    except SystemExit as leaving:
+        if leaving.code == 1 and not _Progress.task_started:
+            sys.exit(2)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -15,12 +15,14 @@ LAYERS = {
     "bertkit.core": 0,  # shared vocabulary: batch keys, task facts, seeding, schema helpers, errors
     "bertkit.settings": 1,  # schemas of the model, tokenizer and trainer groups
     "bertkit.readers": 1,  # file formats
+    "bertkit.fingerprints": 1,  # what an input file, folder or checkpoint is
     "bertkit.tasks": 2,  # one module or package per task family, and the registry
     "bertkit.config": 3,  # the run's config: every group's schema together
     "bertkit.tokenizer": 4,
     "bertkit.model": 4,
     "bertkit.training": 5,  # the task-agnostic Trainer and its parts
     "bertkit.artifacts": 6,
+    "bertkit.run_dir": 6,  # which run a folder holds, claiming it, its record
     "bertkit.metrics": 6,  # evaluate adapters over the tasks' score functions
     "bertkit.train": 7,
     "bertkit.glue_suite": 7,

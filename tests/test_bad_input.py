@@ -108,7 +108,7 @@ def test_tokenizer_vocabulary_larger_than_the_model(tiny_run, earlier_run, tmp_p
 
 
 def test_missing_checkpoint_folder(tiny_run, earlier_run, tmp_path):
-    fails(tiny_run, ModelError, r"model\.name_or_path=.*no BERT config\.json", f"model.name_or_path={tmp_path}/none")
+    fails(tiny_run, ModelError, r"model\.name_or_path=.*none': no such folder", f"model.name_or_path={tmp_path}/none")
 
 
 def test_unwritable_output_dir(tiny_run, tmp_path):

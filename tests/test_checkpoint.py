@@ -91,8 +91,9 @@ def poisoned_step(monkeypatch):
     """Make the loss of the 5th forward pass in training NaN."""
     build = model.build_model
 
-    def build_poisoned(cfg, spec, head):
-        net = build(cfg, spec, head)
+    def build_poisoned(*args, **kwargs):
+        built = build(*args, **kwargs)
+        net = built.model
         forward, calls = net.forward, []
 
         def poisoned(*args, **kwargs):
@@ -104,7 +105,7 @@ def poisoned_step(monkeypatch):
             return output
 
         net.forward = poisoned
-        return net
+        return built
 
     monkeypatch.setattr(model, "build_model", build_poisoned)
 

@@ -47,7 +47,7 @@ def test_two_process_pretraining_is_one_group_with_one_run_directory(tmp_path, c
     assert throughput["processes"] == 2 and throughput["weights_identical_across_processes"] is True
     # One process writes the results; both write their part of the checkpoint.
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoints", "config.yaml", "curves.png", "log.jsonl", "metrics.json", "model", "train.log",
+        "checkpoints", "config.yaml", "curves.png", "inputs.json", "log.jsonl", "metrics.json", "model", "train.log",
     ]  # fmt: skip
     assert (run_dir / "checkpoints" / "step_4" / "random_states_1.pkl").is_file()
 

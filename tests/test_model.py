@@ -70,12 +70,12 @@ def test_without_labels_the_model_scores_every_position():
 def test_scratch_model_follows_the_task_and_preset():
     task, spec = PretrainingTask(PretrainCorpusConfig()), TaskSpec(vocab_size=321, pad_token_id=0, max_seq_length=128)
     settings = ModelConfig(hidden_size=64, num_attention_heads=4, intermediate_size=128)
-    model = build_model(settings, spec, task.head(settings))
+    model = build_model(settings, spec, task.head(settings)).model
     assert isinstance(model, MaskedLMOnlyBertForPreTraining)
     assert model.config.vocab_size == 321 and model.config.hidden_size == 64
     plain = build_model(
         ModelConfig(masked_positions_only=False), spec, task.head(ModelConfig(masked_positions_only=False))
-    )
+    ).model
     assert type(plain) is BertForPreTraining
 
 
@@ -86,7 +86,7 @@ def test_continued_pretraining_from_minilm_says_the_heads_are_new(caplog):
     spec = TaskSpec(vocab_size=30522, pad_token_id=0, max_seq_length=128)
     settings = ModelConfig(name_or_path=str(checkpoint))
     with caplog.at_level(logging.WARNING, logger="bertkit.model"):
-        model = build_model(settings, spec, PretrainingTask(PretrainCorpusConfig()).head(settings))
+        model = build_model(settings, spec, PretrainingTask(PretrainCorpusConfig()).head(settings)).model
     assert "has no weights for cls.predictions, cls.seq_relationship" in caplog.text
     assert model.config.num_hidden_layers == 6 and model.dtype == torch.float32
     reference = BertForPreTraining.from_pretrained(checkpoint).bert.embeddings.word_embeddings.weight

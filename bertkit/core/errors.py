@@ -23,10 +23,25 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def unreachable_checkpoint_hint(name_or_path: str) -> str:
-    """What to say when a checkpoint named by Hub id could not be read (often: no network)."""
+def missing_checkpoint_message(
+    setting: str, name_or_path: str, error: BaseException, wanted: str = "config.json"
+) -> str:
+    """Why a folder or Hub id named by a setting could not be read, in the terms the user typed."""
     from pathlib import Path
 
-    if Path(name_or_path).exists():
-        return ""
-    return "; offline? point it at a local checkpoint folder (make ... MODEL=/path/to/folder)"
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return f"{setting}={name_or_path!r}: this folder has no readable {wanted} ({first_line(error)})"
+    if path.exists():
+        return f"{setting}={name_or_path!r} is a file; give the folder that holds {wanted}"
+    if looks_like_path(name_or_path):
+        return f"{setting}={name_or_path!r}: no such folder"
+    return (
+        f"{setting}={name_or_path!r}: no {wanted} could be read for this Hub id ({first_line(error)}); "
+        "offline? point it at a local checkpoint folder (make ... MODEL=/path/to/folder)"
+    )
+
+
+def looks_like_path(name: str) -> bool:
+    """A place on disk rather than a Hub id ("org/name" or "name")."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name

@@ -1,4 +1,5 @@
-"""Helpers for the typed config schemas: checks that name the setting, and settings marked resumable."""
+"""Helpers for the typed config schemas: checks that name the setting, and field marks: settings that may
+change on resume, and settings that name input files, folders or checkpoints."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from bertkit.core.errors import ConfigError
 RESUMABLE = "resumable"
 """Field metadata key: a run may change this setting and still resume (budgets and bookkeeping, nothing that
 shapes what is trained)."""
+INPUT = "input"
+"""Field metadata key: the setting names a file, folder, glob or checkpoint that results depend on; the run
+directory records a fingerprint of what it points to, and compares places resolved, not as spelled."""
 
 
 def require(condition: bool, key: str, message: str) -> None:
@@ -22,6 +26,25 @@ def require(condition: bool, key: str, message: str) -> None:
 def resumable(default: Any) -> Any:
     """A schema field that an earlier run's settings may differ in, and still be resumed."""
     return field(default=default, metadata={RESUMABLE: True})
+
+
+def input_path(default: Any = MISSING, *, default_factory: Any = MISSING) -> Any:
+    """A schema field naming input files or folders (a path, a list of them, or a Hub id)."""
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata={INPUT: True})
+    return field(default=default, metadata={INPUT: True})
+
+
+def input_settings(schema: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted name: value} of the fields marked as inputs in a (nested) schema instance."""
+    found: dict[str, Any] = {}
+    for spec in fields(schema):
+        value = getattr(schema, spec.name)
+        if spec.metadata.get(INPUT):
+            found[prefix + spec.name] = value
+        elif is_dataclass(value):
+            found |= input_settings(value, f"{prefix}{spec.name}.")
+    return found
 
 
 def resumable_keys(schema: Any, prefix: str = "") -> set[str]:

@@ -12,12 +12,21 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+from enum import StrEnum
 from pathlib import Path
 
 import datasets
 import pyarrow as pa
 
 from bertkit.core.errors import DataError, first_line
+
+
+class EncodingErrors(StrEnum):
+    """What to do with bytes that are not UTF-8."""
+
+    strict = "strict"  # stop, naming the file and byte offset
+    replace = "replace"  # type: ignore[assignment]  # decode with U+FFFD and go on (the name users type)
+
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 """File suffix -> the `datasets` builder that reads it."""
@@ -50,8 +59,9 @@ def expand_paths(patterns: Iterable[str], setting: str = "data.paths") -> list[P
 
 
 def file_keys(files: Iterable[Path]) -> list[FileKey]:
-    """Path, size and modification time: part of the cache fingerprint, so edited files are re-read."""
-    return [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    """Path, size and modification time: part of the cache fingerprint, so edited files are re-read. The path is
+    absolute but not resolved: errors raised while reading name a symlink as the user typed it."""
+    return [(os.path.abspath(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
 
 
 def decoded_lines(path: str | Path, errors: str = "strict") -> Iterator[str]:
@@ -92,18 +102,65 @@ def load_table(files: list[Path], setting: str, datasets_cache: str) -> datasets
     return rows
 
 
-def read_table_file(path: str, setting: str, datasets_cache: str) -> datasets.Dataset:
-    """The rows of one CSV/TSV/JSON/JSONL/parquet file named by a setting; a missing, unknown or empty file
-    names the setting."""
+def read_table_file(
+    path: str, setting: str, datasets_cache: str, encoding_errors: EncodingErrors = EncodingErrors.strict
+) -> datasets.Dataset:
+    """The rows of one CSV/TSV/JSON/JSONL/parquet file named by a setting. What `datasets` would report as "An
+    error occurred while generating the dataset" is named first: a missing or empty file, a folder, bytes that
+    are not UTF-8 (line and byte offset; or decoded as U+FFFD with data.encoding_errors=replace), a CSV
+    separated by tabs."""
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise DataError(f"{setting}: {path!r} is a folder; name a file in it")
     if not file.is_file():
         raise DataError(f"{setting}: {path!r} does not exist")
     if file.suffix.lower() not in TABLE_FORMATS:
         raise DataError(f"{setting}: {path} is not one of {sorted(TABLE_FORMATS)}")
+    if file.suffix.lower() != ".parquet":
+        file = _checked_text(file, path, setting, encoding_errors, Path(datasets_cache))
     rows = load_table([file], setting, datasets_cache)
     if len(rows) == 0:
         raise DataError(f"{setting}: {path} holds no rows")
     return rows
+
+
+def _checked_text(file: Path, spelled: str, setting: str, errors: EncodingErrors, cache: Path) -> Path:
+    """The file, once known to be non-empty UTF-8 with the delimiter its name says; with errors=replace, a
+    decoded copy (U+FFFD for bad bytes) in the cache when it needs one."""
+    raw = file.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{setting}: {spelled} is empty (not even a header line)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if errors == EncodingErrors.strict:
+            line = raw.count(b"\n", 0, error.start) + 1
+            raise DataError(
+                f"{setting}: {spelled}: line {line}, byte offset {error.start} is not UTF-8 ({error.reason}); "
+                "set data.encoding_errors=replace to decode it as U+FFFD, or save the file as UTF-8"
+            ) from None
+        text = raw.decode("utf-8", errors="replace")
+        copy = cache / "utf8" / f"{_short_hash(raw)}{file.suffix.lower()}"
+        if not copy.is_file():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(text, encoding="utf-8")
+        file = copy
+    _check_delimiter(text.lstrip("\ufeff").split("\n", 1)[0], spelled, setting)
+    return file
+
+
+def _check_delimiter(header: str, spelled: str, setting: str) -> None:
+    suffix = Path(spelled).suffix.lower()
+    if suffix == ".csv" and "\t" in header and "," not in header:
+        raise DataError(f"{setting}: {spelled}: its header line is separated by tabs, not commas; name it .tsv")
+    if suffix == ".tsv" and "," in header and "\t" not in header:
+        raise DataError(f"{setting}: {spelled}: its header line is separated by commas, not tabs; name it .csv")
+
+
+def _short_hash(raw: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _check_json_records(path: Path, setting: str) -> None:

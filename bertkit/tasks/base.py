@@ -4,7 +4,7 @@ artifact writers) ask of a task, in the order a run asks it."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -13,6 +13,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.errors import DataError
 from bertkit.core.task import Head, TaskData
 from bertkit.settings import ModelConfig
 
@@ -63,6 +64,25 @@ def pipeline_usage(pipeline_tag: str, call: str) -> str:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class CheckpointLabels:
+    """The labels a fine-tuned checkpoint was trained with (its config's id2label), in its order."""
+
+    checkpoint: str
+    names: tuple[str, ...]
+    regression: bool
+
+    def unknown(self, labels: Iterable[str]) -> list[str]:
+        known = set(self.names)
+        return sorted({label for label in labels if label not in known})
+
+    def refuse(self, unknown: list[str], where: str) -> DataError:
+        return DataError(
+            f"{where} has label(s) {unknown[:5]} that model.name_or_path={self.checkpoint!r} does not know (its "
+            f"labels: {list(self.names)[:20]}); evaluating (trainer.max_steps=0) uses the checkpoint's labels"
+        )
+
+
 class Task(ABC, Generic[ConfigT]):
     """One task family: its data config, data, head, evaluation outputs, decoding, scores, prediction files,
     headline metrics and model-card facts. `build` comes first; the rest may use what it learned from the data
@@ -70,6 +90,12 @@ class Task(ABC, Generic[ConfigT]):
 
     def __init__(self, cfg: ConfigT) -> None:
         self.cfg = cfg
+        self.checkpoint_labels: CheckpointLabels | None = None
+
+    def use_checkpoint_labels(self, labels: CheckpointLabels) -> None:
+        """Before `build`, when a checkpoint is evaluated as it is: predictions name its labels, in its order,
+        and a data label it does not know stops the run. (Tasks whose heads have no labels have nothing to do.)"""
+        self.checkpoint_labels = labels
 
     @property
     def max_seq_length(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,6 +16,8 @@ from transformers import DataCollatorForTokenClassification, DataCollatorWithPad
 
 from bertkit.core.batch import IGNORE_INDEX
 from bertkit.core.schema import require, resumable
+
+log = logging.getLogger(__name__)
 
 
 class BadRows(StrEnum):
@@ -45,6 +48,24 @@ class FineTuningDataConfig:
             value = getattr(self, key)
             require(value is None or value >= 1, f"data.{key}", "must be >= 1")
         require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
+
+
+HEAVY_TRUNCATION = 0.1
+"""A split with more than this fraction of its examples truncated gets a warning."""
+
+
+def warn_if_truncated(split: str, truncated: int, total: int, what: str, setting: str) -> None:
+    """A WARNING when much of a split was cut to fit, with the fraction and the setting that changes it."""
+    if total and truncated / total > HEAVY_TRUNCATION:
+        log.warning(
+            "%s: %.0f%% of the %s (%d of %d) were longer than %s and were cut; raise it to keep more",
+            split,
+            100 * truncated / total,
+            what,
+            truncated,
+            total,
+            setting,
+        )
 
 
 def first_rows(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:

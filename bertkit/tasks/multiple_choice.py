@@ -32,13 +32,13 @@ from transformers import BertForMultipleChoice, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError, first_line
-from bertkit.core.schema import require
+from bertkit.core.schema import input_path, require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.files import read_table_file, row_location
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import CardFacts, Task
-from bertkit.tasks.fine_tuning import BadRows, FineTuningDataConfig, first_rows, map_processes, tsv
+from bertkit.tasks.fine_tuning import BadRows, FineTuningDataConfig, first_rows, map_processes, tsv, warn_if_truncated
 
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1  # bump when the encoding changes, to retire old caches
@@ -54,11 +54,11 @@ _MARKER = re.compile(r"\(([A-Z])\)\s*")
 class MultipleChoiceDataConfig(FineTuningDataConfig):
     """Data recipe: questions with N candidate answers, from CSV/TSV/JSON/JSONL/parquet files or the Hub."""
 
-    train_file: str | None = None
+    train_file: str | None = input_path(None)
     """None: the Hub's data.hub_name (network)."""
-    validation_file: str | None = None
+    validation_file: str | None = input_path(None)
     """None with a train_file: hold out data.validation_fraction of its questions (seeded)."""
-    test_file: str | None = None
+    test_file: str | None = input_path(None)
     """Questions to predict (scored too when they have answers)."""
     hub_name: str = "allenai/swag"
     hub_config: str | None = "regular"
@@ -129,6 +129,8 @@ class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
         stats = {name: split_stats(rows, encoded[name], skipped.get(name, 0)) for name, rows in self.questions.items()}
         for name, numbers in stats.items():
             log.info("%s: %s", name, ", ".join(f"{k}={v}" for k, v in numbers.items()))
+            warn_if_truncated(name, numbers["truncated_questions"], numbers["questions"], "questions",
+                              f"data.max_seq_length={self.cfg.max_seq_length}")  # fmt: skip
         inputs = {
             name: ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names]) for name, ds in encoded.items()
         }

@@ -25,7 +25,7 @@ from transformers import BertForTokenClassification, PreTrainedTokenizerBase
 
 from bertkit.core.batch import IGNORE_INDEX, Batch, Gathered, Scores
 from bertkit.core.errors import DataError
-from bertkit.core.schema import require
+from bertkit.core.schema import input_path, require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.conll import LINE, TAGS, WORDS, read_columns, read_hub
@@ -46,12 +46,12 @@ _FILES = {"train": "train_file", "validation": "validation_file", "test": "test_
 class NerDataConfig(FineTuningDataConfig):
     """Data recipe: a tag per word, from CoNLL-style column files (CoNLL-2003 or your own) or the Hub."""
 
-    train_file: str | None = None
+    train_file: str | None = input_path(None)
     """Column file: a word per line, tag in column data.tag_column, blank lines between sentences,
     -DOCSTART- lines between documents. None: the Hub's eriktks/conll2003 (network)."""
-    validation_file: str | None = None
+    validation_file: str | None = input_path(None)
     """Scored during training (each epoch) and at the end."""
-    test_file: str | None = None
+    test_file: str | None = input_path(None)
     """Scored once, at the end."""
     hub_name: str = "eriktks/conll2003"
     tag_column: int = -1
@@ -89,6 +89,11 @@ class TokenClassificationTask(Task[NerDataConfig]):
             raise DataError("NER features need the word ids of a fast tokenizer")
         sentences, origin = _read(self.cfg, str(cache_dir / "datasets"))
         self.labels = tag_set(sentences["train"])
+        if self.checkpoint_labels is not None:
+            unknown = self.checkpoint_labels.unknown(self.labels)
+            if unknown:
+                raise self.checkpoint_labels.refuse(unknown, self.cfg.train_file or f"{self.cfg.hub_name} train")
+            self.labels = self.checkpoint_labels.names
         sentences["train"] = first_rows(sentences["train"], self.cfg.max_train_samples)
         for split in ("validation", "test"):
             if split in sentences:

@@ -20,9 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
-from omegaconf import OmegaConf
-
-from bertkit.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
@@ -70,50 +67,6 @@ def resume(accelerator: Accelerator, folder: Path) -> tuple[Path, dict[str, Any]
         return None
     accelerator.load_state(str(found[-1]))
     return found[-1], json.loads((found[-1] / LOOP_STATE).read_text())
-
-
-def check_run_dir(
-    run_dir: Path,
-    resolved: dict[str, Any],
-    force: bool,
-    resumable: set[str],
-    defaults: dict[str, Any] | None = None,
-) -> None:
-    """Refuse a run directory that holds a run with another configuration, before anything is written.
-
-    resumable: the settings that may differ (budgets and bookkeeping). defaults: each setting's schema
-    default, flat; a setting the earlier run's config.yaml lacks (it was written before bertkit had it) counts
-    as having had its default."""
-    previous_file = run_dir / "config.yaml"
-    if not previous_file.is_file():
-        return
-    before = _flatten(OmegaConf.to_container(OmegaConf.load(previous_file), resolve=True))
-    now = _flatten(resolved)
-    before |= {key: value for key, value in (defaults or {}).items() if key in now and key not in before}
-    changed = [
-        key for key in sorted(set(before) | set(now)) if key not in resumable and before.get(key) != now.get(key)
-    ]
-    if not changed:
-        return
-    if force:
-        log.warning("Resuming %s although these settings changed: %s", run_dir, ", ".join(changed))
-        return
-    shown = "; ".join(f"{key}: {before.get(key)!r} there, {now.get(key)!r} now" for key in changed[:3])
-    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-    raise ConfigError(
-        f"invalid setting output_dir: {run_dir} holds a run with another configuration ({shown}{more}); "
-        "to start fresh, choose another output_dir (or remove that folder); to continue it with these "
-        "settings on purpose, add trainer.resume=force"
-    )
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(_flatten(value, f"{prefix}{key}."))
-    return flat
 
 
 def _sync_tree(folder: Path) -> None:

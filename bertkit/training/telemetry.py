@@ -102,11 +102,9 @@ class Window:
 class LogFile:
     """log.jsonl: one JSON object per logging step or evaluation, written by the main process only."""
 
-    def __init__(self, path: Path, enabled: bool, append: bool) -> None:
-        self.path = path
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path = path  # appended to: a resumed run continues its file; a new one starts in a new folder
         self.enabled = enabled
-        if enabled and not append:
-            path.write_text("")
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:

@@ -30,7 +30,7 @@ from bertkit.core.batch import EPOCH, EXAMPLE_INDEX, Batch
 from bertkit.core.result import TrainResult
 from bertkit.core.seeding import stable_seed
 from bertkit.core.task import Evaluation, TaskData
-from bertkit.settings import MixedPrecision, NonFiniteLoss, ResumeMode, TrainerConfig
+from bertkit.settings import MixedPrecision, NonFiniteLoss, TrainerConfig
 from bertkit.training import checkpoints, optim
 from bertkit.training.accelerator import weights_agree
 from bertkit.training.batching import LengthGroupedSampler, example_lengths
@@ -79,6 +79,7 @@ class Trainer:
         task: Evaluation,
         run_dir: Path,
         seed: int,
+        resume: bool = True,
     ) -> None:
         self.accelerator, self.cfg, self.data, self.task = accelerator, cfg, data, task
         self.run_dir, self.seed = run_dir, seed
@@ -90,8 +91,8 @@ class Trainer:
         self.total_steps = self._total_steps()
         # Prepared (not registered) so that Accelerate saves it as its own scheduler.bin, read back unpickled.
         self.scheduler = accelerator.prepare(optim.build_scheduler(self.optimizer, cfg, self.total_steps))
-        resumed = self._resume()
-        self.log_file = LogFile(run_dir / "log.jsonl", accelerator.is_main_process, append=resumed)
+        self.resumed = resume and self._resume()
+        self.log_file = LogFile(run_dir / "log.jsonl", accelerator.is_main_process)
         self.clock = Clock(self.state.train_seconds)
         self.window = Window(self.clock)
         self.stop = StopConditions(accelerator, cfg.max_minutes, self.clock)
@@ -151,14 +152,17 @@ class Trainer:
 
     def _resume(self) -> bool:
         """Load the newest checkpoint of the run directory, if there is one to resume from."""
-        if self.cfg.resume == ResumeMode.never:
-            return False
         resumed = checkpoints.resume(self.accelerator, self.checkpoints)
         if resumed is None:
             return False
         self.state = LoopState(**resumed[1])
         log.info("Resumed from %s (step %d, epoch %d)", resumed[0], self.state.step, self.state.epoch)
         return True
+
+    @property
+    def finished(self) -> bool:
+        """Nothing is left to train (a resumed run that had reached its end)."""
+        return self.state.step >= self.total_steps
 
     # ---------------------------------------------------------------------------------------- training
 

@@ -7,10 +7,12 @@ labels, sorted. Without a validation file, a seeded fraction of the training row
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -18,12 +20,13 @@ from omegaconf import MISSING
 
 from bertkit.core.batch import Scores
 from bertkit.core.errors import DataError
-from bertkit.core.schema import require
-from bertkit.readers.files import read_table_file, row_location
+from bertkit.core.schema import input_path, require
+from bertkit.readers.files import EncodingErrors, read_table_file, row_location
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
 from bertkit.tasks.classification.scores import classification_scores, regression_scores
 from bertkit.tasks.classification.task import LabelSpace, SentenceSplits, SentenceTaskConfig, SequenceClassificationTask
 
+log = logging.getLogger(__name__)
 _SETTINGS = {"train": "data.train_file", "validation": "data.validation_file", "test": "data.test_file"}
 
 
@@ -39,16 +42,18 @@ class LabelKind(StrEnum):
 class CustomDataConfig(SentenceTaskConfig):
     """Data recipe: your own CSV, TSV, JSON, JSONL or parquet files, one or two text columns and a label."""
 
-    train_file: str = MISSING
-    validation_file: str | None = None
+    train_file: str = input_path(MISSING)
+    validation_file: str | None = input_path(None)
     """None: hold out data.validation_fraction of the training file (seeded)."""
-    test_file: str | None = None
+    test_file: str | None = input_path(None)
     """Rows to predict; a label column there is optional."""
     text_column: str = "text"
     text_pair_column: str | None = None
     """Second text of a pair task (e.g. the hypothesis of an entailment pair)."""
     label_column: str = "label"
     label_kind: LabelKind = LabelKind.auto
+    encoding_errors: EncodingErrors = EncodingErrors.strict
+    """Bytes that are not UTF-8: strict stops, naming line and byte offset; replace decodes them as U+FFFD."""
     validation_fraction: float = 0.1
     split_seed: int = 42
     """Seed of the held-out split, independent of the training seed so every seed sees the same split."""
@@ -77,10 +82,13 @@ class CustomClassification(SequenceClassificationTask[CustomDataConfig]):
         return scores(predictions, references)
 
 
+HEADER_HINT = "the first line is read as the header: a file without one needs a first line naming its columns"
+
+
 def read_splits(cfg: CustomDataConfig, datasets_cache: str) -> tuple[SentenceSplits, LabelSpace]:
     """Read the files, check columns and labels, and hold out a validation split if none is given."""
     raw = {
-        split: read_table_file(getattr(cfg, setting.split(".")[1]), setting, datasets_cache)
+        split: read_table_file(getattr(cfg, setting.split(".")[1]), setting, datasets_cache, cfg.encoding_errors)
         for split, setting in _SETTINGS.items()
         if getattr(cfg, setting.split(".")[1]) is not None
     }
@@ -111,6 +119,14 @@ def label_space(cfg: CustomDataConfig, train: datasets.Dataset) -> LabelSpace:
     if cfg.label_kind == LabelKind.regression or (cfg.label_kind == LabelKind.auto and is_float):
         if not isinstance(dtype, datasets.Value) or not (is_float or dtype.dtype.startswith("int")):
             raise DataError(f"{cfg.train_file}: data.label_kind=regression needs numbers in {cfg.label_column!r}")
+        if cfg.label_kind == LabelKind.auto:
+            log.warning(
+                "%s: the labels in %r are decimal numbers (%d distinct): a regression task; set "
+                "data.label_kind=classification to treat them as classes",
+                cfg.train_file,
+                cfg.label_column,
+                len(set(values)),
+            )
         return LabelSpace()
     if isinstance(dtype, datasets.ClassLabel):
         return LabelSpace(names=tuple(dtype.names))
@@ -128,12 +144,21 @@ def _check_columns(cfg: CustomDataConfig, split: str, rows: datasets.Dataset, ne
     wanted = {"data.text_column": cfg.text_column, "data.text_pair_column": cfg.text_pair_column}
     if needs_label:
         wanted["data.label_column"] = cfg.label_column
+    path = getattr(cfg, setting.split(".")[1])
     for key, column in wanted.items():
         if column is not None and column not in rows.column_names:
+            hint = "" if set(wanted.values()) & set(rows.column_names) else f"; {HEADER_HINT}"
+            raise DataError(f"{path}: no column {column!r} ({key}); the columns are {rows.column_names}{hint}")
+        feature = rows.features.get(column) if column is not None else None
+        if key != "data.label_column" and feature is not None and _not_text(feature):
             raise DataError(
-                f"{getattr(cfg, setting.split('.')[1])}: no column {column!r} ({key}); "
-                f"the columns are {rows.column_names}"
+                f"{path}: column {column!r} ({key}) holds {getattr(feature, 'dtype', feature)} values, not text; "
+                f"name the text column in {key}"
             )
+
+
+def _not_text(feature: Any) -> bool:
+    return not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"))
 
 
 def _rows(

@@ -18,6 +18,7 @@ from omegaconf import MISSING
 
 from bertkit.core.batch import Scores
 from bertkit.core.errors import DataError, first_line
+from bertkit.core.schema import input_path
 from bertkit.readers.glue_tsv import INDEX, TEXT, TEXT_PAIR, TsvLayout, count_bad_rows, read_tsv
 from bertkit.tasks.classification.scores import glue_scores
 from bertkit.tasks.classification.task import (
@@ -51,7 +52,7 @@ class GlueDataConfig(SentenceTaskConfig):
     """Data recipe: one GLUE task, from the original TSV layout (GLUE_DIR) or the Hub."""
 
     task: GlueTask = MISSING
-    glue_dir: str | None = None
+    glue_dir: str | None = input_path(None)
     """Folder in the original layout (<glue_dir>/MRPC/train.tsv, ...). None: the Hub (needs network)."""
     hub_name: str = "nyu-mll/glue"
     """Hub dataset read when glue_dir is None."""

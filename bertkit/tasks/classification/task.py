@@ -21,13 +21,21 @@ import torch
 from transformers import BertForSequenceClassification, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.errors import DataError
 from bertkit.core.schema import require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import CardFacts, Task, pipeline_usage
-from bertkit.tasks.fine_tuning import DynamicPadding, FineTuningDataConfig, first_rows, map_processes, tsv
+from bertkit.tasks.base import CardFacts, CheckpointLabels, Task, pipeline_usage
+from bertkit.tasks.fine_tuning import (
+    DynamicPadding,
+    FineTuningDataConfig,
+    first_rows,
+    map_processes,
+    tsv,
+    warn_if_truncated,
+)
 
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1  # bump when tokenization changes, to retire old caches
@@ -108,6 +116,8 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
 
     def build(self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> TaskData:
         splits, self.labels = self.read(cache_dir)
+        if self.checkpoint_labels is not None:
+            splits, self.labels = _as_checkpoint_labels(splits, self.labels, self.checkpoint_labels)
         rows = {"train": first_rows(splits.train, self.cfg.max_train_samples)}
         rows |= {name: first_rows(ds, self.cfg.max_eval_samples) for name, ds in splits.evaluation.items()}
         rows |= {name: first_rows(ds, self.cfg.max_eval_samples) for name, ds in splits.prediction.items()}
@@ -120,6 +130,8 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
                 stats[name]["skipped_malformed_rows"] = count
         for name, numbers in stats.items():
             log.info("%s: %s", name, ", ".join(f"{k}={_short(v)}" for k, v in numbers.items()))
+            warn_if_truncated(name, numbers["truncated_examples"], numbers["examples"], "examples",
+                              f"data.max_seq_length={self.cfg.max_seq_length}")  # fmt: skip
         inputs = {
             name: ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names]) for name, ds in encoded.items()
         }
@@ -228,6 +240,37 @@ def encode(
         new_fingerprint=fingerprint(rows._fingerprint, key),
         desc="Tokenizing",
     )
+
+
+def _as_checkpoint_labels(
+    splits: SentenceSplits, labels: LabelSpace, checkpoint: CheckpointLabels
+) -> tuple[SentenceSplits, LabelSpace]:
+    """The splits with label ids renumbered to the checkpoint's, whose labels they take."""
+    if checkpoint.regression or labels.is_regression:
+        if checkpoint.regression != labels.is_regression:
+            heads = ("a regression head", "labels") if checkpoint.regression else ("labels", "scores to regress")
+            raise DataError(
+                f"model.name_or_path={checkpoint.checkpoint!r} has {heads[0]}, but the data has {heads[1]}; "
+                "evaluating (trainer.max_steps=0) needs a checkpoint trained for this task"
+            )
+        return splits, labels
+    unknown = checkpoint.unknown(labels.names)
+    if unknown:
+        raise checkpoint.refuse(unknown, "the data")
+    renumber = np.array([checkpoint.names.index(name) for name in labels.names], dtype=np.int64)
+
+    def renumbered(rows: datasets.Dataset) -> datasets.Dataset:
+        if LABEL not in rows.column_names:
+            return rows
+        return rows.map(lambda batch: {LABEL: renumber[np.asarray(batch[LABEL])].tolist()}, batched=True)
+
+    splits = SentenceSplits(
+        train=renumbered(splits.train),
+        evaluation={name: renumbered(rows) for name, rows in splits.evaluation.items()},
+        prediction=splits.prediction,
+        skipped_rows=splits.skipped_rows,
+    )
+    return splits, LabelSpace(names=checkpoint.names)
 
 
 def split_stats(encoded: datasets.Dataset, labels: LabelSpace, max_seq_length: int) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bertkit.core.schema import require, resumable
+from bertkit.core.schema import input_path, require, resumable
+from bertkit.readers.files import EncodingErrors
 
 
 class Objective(StrEnum):
@@ -24,13 +25,6 @@ class CorpusSource(StrEnum):
     prose_files = "prose_files"  # plain prose: paragraphs split into sentences by a sentence splitter
     hub = "hub"  # a Hugging Face Hub dataset with a text column
     local = "local"  # json / jsonl / parquet / csv files with a text column
-
-
-class EncodingErrors(StrEnum):
-    """What to do with bytes that are not UTF-8."""
-
-    strict = "strict"  # stop, naming the file and byte offset
-    replace = "replace"  # type: ignore[assignment]  # decode with U+FFFD and go on (the name users type)
 
 
 class MaskingMode(StrEnum):
@@ -84,7 +78,7 @@ class PretrainCorpusConfig:
     objective: Objective = Objective.mlm_nsp
     """mlm_nsp (BERT), mlm (RoBERTa's FULL-SENTENCES, no second task) or sop (ALBERT's sentence order)."""
     source: CorpusSource = CorpusSource.embedded
-    paths: list[str] = field(default_factory=list)
+    paths: list[str] = input_path(default_factory=list)
     """Files, directories or glob patterns (sentence_files, prose_files, local)."""
     hub_name: str | None = None
     """Hub dataset id for source=hub, e.g. Salesforce/wikitext."""

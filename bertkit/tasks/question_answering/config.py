@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bertkit.core.schema import require
+from bertkit.core.schema import input_path, require
 from bertkit.readers.squad_json import SquadVersion
 from bertkit.tasks.fine_tuning import FineTuningDataConfig
 
@@ -14,9 +14,9 @@ class SquadDataConfig(FineTuningDataConfig):
     """Data recipe: extractive question answering on SQuAD-format JSON files, or the Hub's SQuAD."""
 
     version: SquadVersion = SquadVersion.v1
-    train_file: str | None = None
+    train_file: str | None = input_path(None)
     """SQuAD JSON (data[].paragraphs[].qas[]). None: the Hub's rajpurkar/squad or squad_v2 (network)."""
-    validation_file: str | None = None
+    validation_file: str | None = input_path(None)
     """None with a train_file: hold out data.split_fraction of its articles (no article in both parts)."""
     split_fraction: float = 0.2
     split_seed: int = 42
