@@ -8,7 +8,6 @@ a run that fails on bad input leaves an earlier run's files as they were.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, cast
@@ -16,6 +15,7 @@ from typing import Any, cast
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from bertkit.config import RunConfig
+from bertkit.core.atomic import atomic_write
 from bertkit.core.result import TrainResult
 from bertkit.core.task import TaskData
 from bertkit.tasks.base import CardFacts, Task
@@ -50,7 +50,7 @@ def write_results(
     }
     for name, text in predictions.items():
         (run_dir / PREDICTIONS_DIR).mkdir(exist_ok=True)
-        _atomic_write(run_dir / PREDICTIONS_DIR / name, text)
+        atomic_write(run_dir / PREDICTIONS_DIR / name, text)
     metrics = {
         **result.scores,
         "data": data.stats,
@@ -58,7 +58,7 @@ def write_results(
         "timings_seconds": timings,
         "predictions": sorted(f"{PREDICTIONS_DIR}/{name}" for name in predictions),
     }
-    _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     card = model_card(run, result, task, data, fresh_modules)
     save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, card)
     plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", task.headline_metrics)
@@ -185,12 +185,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
 
 
 def _remove_tree(path: Path) -> None:

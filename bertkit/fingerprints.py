@@ -1,21 +1,23 @@
 """What an input is, not what it is called: fingerprints of the files, folders and checkpoints a run reads.
 
-Small files are hashed whole. Big ones (corpora, checkpoint weights) are identified cheaply by their size,
-modification time and a hash of blocks sampled across them, so that recording a run's inputs costs
-milliseconds, not a read of every gigabyte. A Hub id is recorded as the name it is.
+Small files (configs, vocabularies, most data files) are hashed whole. Big ones (corpora, checkpoint weights)
+are identified cheaply by their size, modification time and a hash of blocks sampled across them: at most
+512 KiB is read of any file, so recording a run's inputs costs milliseconds, not a read of every gigabyte
+(a copy without its modification time reads as another file). A Hub id is recorded as the name it is.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
 
-WHOLE_FILE_LIMIT = 8 << 20
+WHOLE_FILE_LIMIT = 512 << 10
 """Files up to this size are hashed whole."""
-SAMPLED_BLOCKS, BLOCK_SIZE = 32, 64 << 10
+SAMPLED_BLOCKS, BLOCK_SIZE = 32, 16 << 10
 
 
 def of_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -32,18 +34,24 @@ def of_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def of_location(spelled: str) -> dict[str, Any]:
-    """A file, a folder (every file below it), a glob pattern (every match), or a name that is not a place."""
+    """A file, a folder (every file below it), a glob pattern (every match), or a name that is not a place.
+    Hidden files and folders (`.git/`, `.cache/`, `.DS_Store`) are not the input: tools rewrite them."""
     path = Path(spelled).expanduser()
     if path.is_file():
-        return {"path": str(path.resolve()), "files": {path.name: of_file(path)}}
+        return {"kind": "file", "path": str(path.resolve()), "files": {path.name: of_file(path)}}
     if path.is_dir():
-        below = sorted(p for p in path.rglob("*") if p.is_file())
-        return {"path": str(path.resolve()), "files": {p.relative_to(path).as_posix(): of_file(p) for p in below}}
+        below = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
+        files = {p.relative_to(path).as_posix(): of_file(p) for p in below}
+        return {"kind": "folder", "path": str(path.resolve()), "files": files}
     if glob.has_magic(spelled):
         matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(spelled), recursive=True))
-        files = {str(p.resolve()): of_file(p) for p in matches if p.is_file()}
-        return {"pattern": str(Path(os.path.expanduser(spelled)).absolute()), "files": files}
-    return {"name": spelled}
+        files = {str(p.resolve()): of_file(p) for p in matches if p.is_file() and not _hidden(p)}
+        return {"kind": "pattern", "path": str(Path(os.path.expanduser(spelled)).absolute()), "files": files}
+    return {"kind": "name", "name": spelled}
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in relative.parts)
 
 
 def of_file(path: Path) -> dict[str, Any]:
@@ -63,14 +71,17 @@ def of_file(path: Path) -> dict[str, Any]:
 
 
 def difference(before: Any, now: Any) -> str | None:
-    """How one setting's inputs differ, in a few words; None when they are the same."""
-    if before == now:
-        return None
+    """How one setting's inputs differ, in a few words; None when they are the same content (wherever it is:
+    the same files moved or spelled otherwise are the same input)."""
+    if before is None or now is None:
+        return None if before is now else ("it is set now" if before is None else "it is no longer set")
     before_list, now_list = (x if isinstance(x, list) else [x] for x in (before, now))
+    if [_content(fp) for fp in before_list] == [_content(fp) for fp in now_list]:
+        return None
     if len(before_list) != len(now_list):
         return f"{len(before_list)} places then, {len(now_list)} now"
     for then, current in zip(before_list, now_list, strict=True):
-        if then == current:
+        if _content(then) == _content(current):
             continue
         if _place(then) != _place(current):
             return f"it pointed to {_place(then)}, now to {_place(current)}"
@@ -85,5 +96,15 @@ def difference(before: Any, now: Any) -> str | None:
     return "it changed"
 
 
+def _content(fingerprint: dict[str, Any]) -> Any:
+    """What a location holds, without where it is: the files' fingerprints (by their names within a folder)."""
+    kind, files = fingerprint.get("kind"), fingerprint.get("files", {})
+    if kind == "name":
+        return fingerprint["name"]
+    if kind == "folder":
+        return files
+    return sorted(json.dumps(fp, sort_keys=True) for fp in files.values())  # a file's or pattern's: names aside
+
+
 def _place(fingerprint: dict[str, Any]) -> str:
-    return fingerprint.get("path") or fingerprint.get("pattern") or fingerprint.get("name") or "?"
+    return str(fingerprint.get("path") or fingerprint.get("name"))

@@ -15,8 +15,17 @@ from bertkit.settings import SIZES, ModelConfig
 
 log = logging.getLogger(__name__)
 HEAD_MODULES = ("pooler",)
-"""Parts of the encoder that a checkpoint may lack and a run may start fresh, as task heads do (a checkpoint
-saved from a masked-LM model has no pooler)."""
+"""Parts of the encoder that a checkpoint may lack or a model may leave out, as with task heads (a masked-LM
+checkpoint has no pooler; token classification and QA models have none)."""
+
+
+POSITION_IDS = "embeddings.position_ids"
+"""A buffer that older checkpoints saved and newer code recomputes: left over, but not a weight."""
+
+
+def _modules(keys: set[str]) -> list[str]:
+    """Modules, not tensors: "classifier", "cls.predictions", "bert.encoder" (weights and biases alike)."""
+    return sorted({".".join(key.rsplit(".", 1)[0].split(".")[:2]) for key in keys})
 
 
 class BuiltModel(NamedTuple):
@@ -104,17 +113,19 @@ def _from_checkpoint(cfg: ModelConfig, head: Head, config: BertConfig) -> BuiltM
         # A checkpoint fine-tuned on another task has a head of another size: it is replaced, and said so.
         ignore_mismatched_sizes=True,
     )
-    fresh = set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]}
-    # Name modules, not tensors: "classifier", "cls.predictions" (weights and biases alike).
-    fresh_modules = sorted({".".join(key.rsplit(".", 1)[0].split(".")[:2]) for key in fresh})
+    fresh_modules = _modules(set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]})
     encoder = model.base_model_prefix
     unfilled = [m for m in fresh_modules if m.startswith(f"{encoder}.") and m.split(".")[1] not in HEAD_MODULES]
-    if unfilled:
+    # Weights of the encoder left over (say, more layers than config.json names) would be dropped silently.
+    unexpected = {key for key in info["unexpected_keys"] if not key.endswith(POSITION_IDS)}
+    left_over = [m for m in _modules(unexpected) if m.startswith(f"{encoder}.") and m.split(".")[1] not in HEAD_MODULES]
+    problems = [f"has no usable weights for {', '.join(unfilled)}"] if unfilled else []
+    problems += [f"has weights left over for {', '.join(left_over)}"] if left_over else []
+    if problems:
         kind = ", ".join(getattr(config, "architectures", None) or []) or "no architecture named"
         raise ModelError(
-            f"model.name_or_path={cfg.name_or_path!r} ({kind}) has no usable weights for {', '.join(unfilled)}: "
-            "its weights do not fit this BERT, which would train from random initialisation; choose a "
-            "checkpoint of this architecture"
+            f"model.name_or_path={cfg.name_or_path!r} ({kind}) {' and '.join(problems)}: its weights do not fit "
+            "this BERT as its config.json describes it; choose a checkpoint of this architecture"
         )
     if fresh_modules:
         log.warning(

@@ -28,9 +28,10 @@ from omegaconf import OmegaConf
 
 from bertkit import fingerprints
 from bertkit.config import RunConfig, resumable_settings, schema_defaults
+from bertkit.core.atomic import atomic_write
 from bertkit.core.errors import ConfigError
 from bertkit.core.schema import input_settings
-from bertkit.settings import ResumeMode
+from bertkit.settings import SIZES, ResumeMode
 from bertkit.training import checkpoints
 
 log = logging.getLogger(__name__)
@@ -76,24 +77,47 @@ def plan(run: RunConfig, inputs: dict[str, Any]) -> Plan:
         raise ConfigError(f"invalid setting output_dir: {run.output_dir} is a file, not a folder")
     if not run_dir.is_dir() or not any(run_dir.iterdir()):
         return Plan(run_dir)
-    mode = run.trainer.resume
-    if mode == ResumeMode.never or not (run_dir / CONFIG).is_file():
-        return _aside(run_dir, run.output_dir)
-    changes = _changes(run, run_dir, inputs)
-    if not checkpoints.complete(run_dir / checkpoints.CHECKPOINTS):
-        if (run_dir / METRICS).is_file():
-            _finished_without_checkpoints(run, run_dir, changes)
-        return _aside(run_dir, run.output_dir)  # a start that never saved: begin again, its logs kept aside
-    return Plan(run_dir, resume=True, changes=changes)
+    if run.trainer.resume == ResumeMode.never or not (run_dir / CONFIG).is_file():
+        return _aside(run, run_dir)
+    if checkpoints.complete(run_dir / checkpoints.CHECKPOINTS):
+        return Plan(run_dir, resume=True, changes=_changes(run, run_dir, inputs))
+    if (run_dir / METRICS).is_file():
+        _finished_without_checkpoints(run, run_dir, _changes(run, run_dir, inputs))
+    return _aside(run, run_dir)  # a start that never saved (it failed early): nothing to continue, begin again
 
 
-def _aside(run_dir: Path, spelled: str) -> Plan:
-    if Path.cwd().resolve().is_relative_to(run_dir.resolve()):
+def _aside(run: RunConfig, run_dir: Path) -> Plan:
+    """Begin anew, moving what the folder holds aside; refused where moving it would pull the ground from
+    under something."""
+    reason = _why_it_stays(run, run_dir)
+    if reason is not None:
         raise ConfigError(
-            f"invalid setting output_dir: {spelled} holds files that are not a run to continue, and it is (or "
-            "holds) the working directory, which bertkit will not move aside; choose another output_dir"
+            f"invalid setting output_dir: {run.output_dir} holds no run to continue and {reason}, so bertkit will "
+            "not move it aside; choose another output_dir"
         )
     return Plan(run_dir, move_aside=True)
+
+
+def _why_it_stays(run: RunConfig, run_dir: Path) -> str | None:
+    here = run_dir.resolve()
+    if Path.cwd().resolve().is_relative_to(here):
+        return "it is (or holds) the working directory"
+    inside = [key for key, place in _input_places(run) if place.is_relative_to(here)]
+    if inside:
+        return f"it holds the files of {inside[0]}"
+    others = [p.parent for p in (*run_dir.glob("*/config.yaml"), *run_dir.glob("*/*/config.yaml"))]
+    if others:
+        return f"it holds other runs ({others[0]})"
+    return None
+
+
+def _input_places(run: RunConfig) -> list[tuple[str, Path]]:
+    places = []
+    for key, value in input_settings(run).items():
+        for spelled in value if isinstance(value, list) else [value]:
+            if spelled is not None and Path(str(spelled)).expanduser().exists():
+                places.append((key, Path(str(spelled)).expanduser().resolve()))
+    return places
 
 
 def _changes(run: RunConfig, run_dir: Path, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +130,8 @@ def _changes(run: RunConfig, run_dir: Path, inputs: dict[str, Any]) -> dict[str,
             if how is not None:
                 inputs_changed[key] = how
     ignored = WHERE_NOT_WHAT | (set(input_settings(run)) if recorded_inputs is not None else set())
+    if recorded_inputs is None and run.model.name_or_path is not None:
+        ignored |= {f"model.{key}" for key in SIZES}  # recorded before config.yaml held a checkpoint's own sizes
     before, now = _recorded_settings(run, run_dir), _flatten(record_of(run))
     settings = {
         key: [before.get(key), now.get(key)]
@@ -162,8 +188,8 @@ def claim(plan: Plan, run: RunConfig, inputs: dict[str, Any], step: int) -> None
     if plan.resume and (run_dir / METRICS).is_file():
         _keep_earlier_results(run_dir, step)
     if not plan.resume:
-        _atomic_write(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.structured(run)))
-        _atomic_write(run_dir / INPUTS, json.dumps(inputs, indent=1) + "\n")
+        atomic_write(run_dir / CONFIG, OmegaConf.to_yaml(record_of(run)))
+        atomic_write(run_dir / INPUTS, json.dumps(inputs, indent=1) + "\n")
     elif plan.changes:
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -249,29 +275,30 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
-
-
 class RunLog:
     """train.log: the main process's messages are held in memory until the run claims its folder, then
     written there; a run that fails before leaves no file."""
 
     def __init__(self) -> None:
         self.root = logging.getLogger()
+        # The console's format (conf/hydra/job_logging/bertkit.yaml) where there is a console handler.
+        formats = [h.formatter for h in self.root.handlers if h.formatter is not None]
+        self.formatter = formats[0] if formats else logging.Formatter(LOG_FORMAT)
         self.held = MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1, flushOnClose=False)
-        self.held.setFormatter(logging.Formatter(LOG_FORMAT))
         self.file: logging.Handler | None = None
         self.root.addHandler(self.held)
+
+    def discard(self) -> None:
+        """Processes other than the main one write no train.log: hold nothing for it."""
+        self.root.removeHandler(self.held)
+        self.held.buffer.clear()
 
     def __enter__(self) -> RunLog:
         return self
 
     def write_to(self, path: Path) -> None:
         self.file = logging.FileHandler(path, mode="a", encoding="utf-8")
-        self.file.setFormatter(logging.Formatter(LOG_FORMAT))
+        self.file.setFormatter(self.formatter)
         self.held.setTarget(self.file)
         self.held.flush()
         self.root.removeHandler(self.held)

@@ -23,7 +23,7 @@ from transformers import PretrainedConfig
 
 from bertkit import artifacts, config, model, run_dir, tokenizer
 from bertkit.core.errors import BertkitError
-from bertkit.tasks.base import CheckpointLabels, Task
+from bertkit.tasks.base import CheckpointLabels
 from bertkit.tasks.registry import task_for
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
@@ -56,10 +56,12 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     plan = run_dir.plan(run_cfg, inputs)
     evaluate_only = run_cfg.trainer.max_steps == 0
     if evaluate_only and run_cfg.model.name_or_path is not None:
-        _use_checkpoint_labels(task, run_cfg.model.name_or_path, architecture)
+        task.use_checkpoint_labels(_checkpoint_labels(run_cfg.model.name_or_path, architecture))
     accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed)
     if accelerator.is_main_process:
         run_dir.check_writable(plan.run_dir)
+    else:
+        run_log.discard()
 
     with accelerator.main_process_first():  # the main process fills the caches; the others read them
         cache_dir = Path(run_cfg.cache_dir).expanduser()
@@ -87,16 +89,10 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     return result.scores
 
 
-def _use_checkpoint_labels(task: Task[Any], checkpoint: str, architecture: PretrainedConfig) -> None:
-    """Evaluate-only: the checkpoint's label names, unless it has only transformers' placeholders (LABEL_0, ...),
-    which say nothing: then the data's labels are taken in their order, as a plain HF script would."""
+def _checkpoint_labels(checkpoint: str, architecture: PretrainedConfig) -> CheckpointLabels:
     names = tuple(str(architecture.id2label[i]) for i in sorted(architecture.id2label))
-    if all(name == f"LABEL_{i}" for i, name in enumerate(names)):
-        log.warning("%s names its labels %s only: the data's labels are read in their sorted order", checkpoint,
-                    ", ".join(names[:3]) + (", ..." if len(names) > 3 else ""))  # fmt: skip
-        return
     regression = getattr(architecture, "problem_type", None) == "regression"
-    task.use_checkpoint_labels(CheckpointLabels(checkpoint=checkpoint, names=names, regression=regression))
+    return CheckpointLabels(checkpoint=checkpoint, names=names, regression=regression)
 
 
 class _Progress:

@@ -7,10 +7,13 @@ built by a Python generator and cached on disk under a fingerprint of the genera
 
 from __future__ import annotations
 
+import codecs
 import glob
+import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -79,8 +82,10 @@ def decoded_lines(path: str | Path, errors: str = "strict") -> Iterator[str]:
             offset += len(raw)
 
 
-def load_table(files: list[Path], setting: str, datasets_cache: str) -> datasets.Dataset:
-    """Rows of CSV, TSV, JSON(L) or parquet files (all of one format), read by `datasets`' builders."""
+def load_table(files: list[Path], setting: str, datasets_cache: str, shown: str | None = None) -> datasets.Dataset:
+    """Rows of CSV, TSV, JSON(L) or parquet files (all of one format), read by `datasets`' builders. shown: how
+    errors name the files (a decoded copy is named as the user's file)."""
+    shown = shown or ", ".join(map(str, files))
     formats = {TABLE_FORMATS.get(f.suffix.lower()) for f in files}
     if None in formats or len(formats) != 1:
         bad = next((f for f in files if f.suffix.lower() not in TABLE_FORMATS), files[0])
@@ -89,16 +94,16 @@ def load_table(files: list[Path], setting: str, datasets_cache: str) -> datasets
     options = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
     if builder == "json":
         for file in files:
-            _check_json_records(file, setting)
+            _check_json_records(file, setting, shown if len(files) == 1 else str(file))
     try:
         rows = datasets.load_dataset(
             builder, data_files=[str(f) for f in files], split="train", cache_dir=datasets_cache, **options
         )
     except Exception as error:
         reason = first_line(error)
-        raise DataError(f"{setting}: could not read {', '.join(map(str, files))}: {reason}") from None
+        raise DataError(f"{setting}: could not read {shown}: {reason}") from None
     if builder == "json":
-        _check_utf8(rows, files, setting)
+        _check_utf8(rows, shown, len(files), setting)
     return rows
 
 
@@ -118,35 +123,56 @@ def read_table_file(
         raise DataError(f"{setting}: {path} is not one of {sorted(TABLE_FORMATS)}")
     if file.suffix.lower() != ".parquet":
         file = _checked_text(file, path, setting, encoding_errors, Path(datasets_cache))
-    rows = load_table([file], setting, datasets_cache)
+    rows = load_table([file], setting, datasets_cache, shown=path)
     if len(rows) == 0:
         raise DataError(f"{setting}: {path} holds no rows")
     return rows
 
 
 def _checked_text(file: Path, spelled: str, setting: str, errors: EncodingErrors, cache: Path) -> Path:
-    """The file, once known to be non-empty UTF-8 with the delimiter its name says; with errors=replace, a
-    decoded copy (U+FFFD for bad bytes) in the cache when it needs one."""
-    raw = file.read_bytes()
-    if not raw.strip():
+    """The file, once known to be non-empty UTF-8 with the delimiter its name says (read in blocks, never whole);
+    with errors=replace and bad bytes, a decoded copy (U+FFFD for them) in the cache."""
+    with open(file, "rb") as handle:
+        head = handle.read(1 << 16)
+    if not head.strip() and file.stat().st_size <= len(head):
         raise DataError(f"{setting}: {spelled} is empty (not even a header line)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        if errors == EncodingErrors.strict:
-            line = raw.count(b"\n", 0, error.start) + 1
-            raise DataError(
-                f"{setting}: {spelled}: line {line}, byte offset {error.start} is not UTF-8 ({error.reason}); "
-                "set data.encoding_errors=replace to decode it as U+FFFD, or save the file as UTF-8"
-            ) from None
-        text = raw.decode("utf-8", errors="replace")
-        copy = cache / "utf8" / f"{_short_hash(raw)}{file.suffix.lower()}"
-        if not copy.is_file():
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            copy.write_text(text, encoding="utf-8")
-        file = copy
-    _check_delimiter(text.lstrip("\ufeff").split("\n", 1)[0], spelled, setting)
-    return file
+    _check_delimiter(head.decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0], spelled, setting)
+    bad = _first_bad_byte(file)
+    if bad is None:
+        return file
+    if errors == EncodingErrors.strict:
+        line, offset, reason = bad
+        raise DataError(
+            f"{setting}: {spelled}: line {line}, byte offset {offset} is not UTF-8 ({reason}); "
+            "set data.encoding_errors=replace to decode it as U+FFFD, or save the file as UTF-8"
+        )
+    stat = file.stat()
+    copy = cache / "utf8" / f"{_short_hash(f'{file.absolute()}:{stat.st_size}:{stat.st_mtime_ns}')}{file.suffix}"
+    if not copy.is_file():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        staging = copy.with_name(copy.name + ".tmp")
+        with open(file, encoding="utf-8", errors="replace", newline="") as source:
+            with open(staging, "w", encoding="utf-8", newline="") as target:
+                shutil.copyfileobj(source, target)
+        staging.replace(copy)
+    return copy
+
+
+def _first_bad_byte(file: Path) -> tuple[int, int, str] | None:
+    """(line, byte offset, reason) of the first byte that is not UTF-8, read block by block."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with open(file, "rb") as handle:
+        for block in [*iter(lambda: handle.read(1 << 20), b""), b""]:  # b"": the end, where a sequence may be cut
+            pending = decoder.getstate()[0]  # bytes of a character begun in the previous block
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                line = lines + (pending + block)[: error.start].count(b"\n")
+                return line, offset - len(pending) + error.start, error.reason
+            offset += len(block)
+            lines += block.count(b"\n")
+    return None
 
 
 def _check_delimiter(header: str, spelled: str, setting: str) -> None:
@@ -157,13 +183,11 @@ def _check_delimiter(header: str, spelled: str, setting: str) -> None:
         raise DataError(f"{setting}: {spelled}: its header line is separated by commas, not tabs; name it .csv")
 
 
-def _short_hash(raw: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(raw).hexdigest()[:16]
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _check_json_records(path: Path, setting: str) -> None:
+def _check_json_records(path: Path, setting: str, shown: str) -> None:
     """Arrow's JSON reader crashes the process (pyarrow 26: a segmentation fault) on a record that is `null`
     and stops with an unhelpful message on other non-objects: check that every record is an object first.
     A .json file is an array of objects (or of strings), or JSON Lines like a .jsonl file."""
@@ -173,22 +197,22 @@ def _check_json_records(path: Path, setting: str) -> None:
         try:
             records = json.loads(path.read_bytes().decode("utf-8-sig"))
         except UnicodeDecodeError as error:
-            raise DataError(f"{setting}: {path}: byte offset {error.start} is not UTF-8") from None
+            raise DataError(f"{setting}: {shown}: byte offset {error.start} is not UTF-8") from None
         except json.JSONDecodeError as error:
             raise DataError(
-                f"{setting}: {path}: not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+                f"{setting}: {shown}: not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
             ) from None
         if not (all(isinstance(r, dict) for r in records) or all(isinstance(r, str) for r in records)):
             kind = dict if any(isinstance(r, dict) for r in records) else str
             bad = next(i for i, r in enumerate(records) if not isinstance(r, kind))
-            raise DataError(f"{setting}: {path}: record {bad + 1} is {_json_kind(records[bad])}, not an object")
+            raise DataError(f"{setting}: {shown}: record {bad + 1} is {_json_kind(records[bad])}, not an object")
         return
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             record = line.strip().removeprefix(b"\xef\xbb\xbf") if number == 1 else line.strip()
             if record and not record.startswith(b"{"):
                 raise DataError(
-                    f"{setting}: {path}: line {number} is not a JSON object (JSON Lines: one object per line)"
+                    f"{setting}: {shown}: line {number} is not a JSON object (JSON Lines: one object per line)"
                 )
 
 
@@ -196,7 +220,7 @@ def _json_kind(value) -> str:
     return "null" if value is None else f"a {type(value).__name__}"
 
 
-def _check_utf8(rows: datasets.Dataset, files: list[Path], setting: str) -> None:
+def _check_utf8(rows: datasets.Dataset, shown: str, count: int, setting: str) -> None:
     """Arrow's JSON reader stores invalid UTF-8 as is, to fail much later when a string is read: fail now,
     naming the row."""
     offset = 0
@@ -205,8 +229,8 @@ def _check_utf8(rows: datasets.Dataset, files: list[Path], setting: str) -> None
             chunk.validate(full=True)
         except pa.ArrowInvalid:
             bad = next(i for i in range(chunk.num_rows) if not _valid(chunk.slice(i, 1)))
-            where = f"row {offset + bad + 1}" + (" (counting across the files)" if len(files) > 1 else "")
-            raise DataError(f"{setting}: {', '.join(map(str, files))}: {where} holds text that is not UTF-8") from None
+            where = f"row {offset + bad + 1}" + (" (counting across the files)" if count > 1 else "")
+            raise DataError(f"{setting}: {shown}: {where} holds text that is not UTF-8") from None
         offset += chunk.num_rows
 
 

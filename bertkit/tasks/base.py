@@ -72,6 +72,11 @@ class CheckpointLabels:
     names: tuple[str, ...]
     regression: bool
 
+    @property
+    def placeholders(self) -> bool:
+        """Only transformers' LABEL_0, LABEL_1, ...: the checkpoint does not say what its ids mean."""
+        return all(name == f"LABEL_{i}" for i, name in enumerate(self.names))
+
     def unknown(self, labels: Iterable[str]) -> list[str]:
         known = set(self.names)
         return sorted({label for label in labels if label not in known})
@@ -94,7 +99,7 @@ class Task(ABC, Generic[ConfigT]):
 
     def use_checkpoint_labels(self, labels: CheckpointLabels) -> None:
         """Before `build`, when a checkpoint is evaluated as it is: predictions name its labels, in its order,
-        and a data label it does not know stops the run. (Tasks whose heads have no labels have nothing to do.)"""
+        and a data label it does not know stops the run. (Tasks whose heads have no labels ignore them.)"""
         self.checkpoint_labels = labels
 
     @property

@@ -90,6 +90,11 @@ class TokenClassificationTask(Task[NerDataConfig]):
         sentences, origin = _read(self.cfg, str(cache_dir / "datasets"))
         self.labels = tag_set(sentences["train"])
         if self.checkpoint_labels is not None:
+            if self.checkpoint_labels.placeholders:
+                raise DataError(
+                    f"model.name_or_path={self.checkpoint_labels.checkpoint!r} names its tags LABEL_0, LABEL_1, ... "
+                    "only, so which tag each id means is unknown; evaluate a checkpoint whose config.json names them"
+                )
             unknown = self.checkpoint_labels.unknown(self.labels)
             if unknown:
                 raise self.checkpoint_labels.refuse(unknown, self.cfg.train_file or f"{self.cfg.hub_name} train")

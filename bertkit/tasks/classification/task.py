@@ -254,6 +254,18 @@ def _as_checkpoint_labels(
                 "evaluating (trainer.max_steps=0) needs a checkpoint trained for this task"
             )
         return splits, labels
+    if checkpoint.placeholders:
+        if len(checkpoint.names) != labels.num_labels:
+            raise DataError(
+                f"model.name_or_path={checkpoint.checkpoint!r} has {len(checkpoint.names)} labels, the data "
+                f"{labels.num_labels}; evaluating (trainer.max_steps=0) needs a checkpoint trained for this task"
+            )
+        log.warning(
+            "%s names its labels %s only: the data's labels %s are taken as its ids 0, 1, ... (sorted, as a plain "
+            "Hugging Face script numbers them)", checkpoint.checkpoint, ", ".join(checkpoint.names[:3]),
+            list(labels.names)[:5],
+        )  # fmt: skip
+        return splits, labels
     unknown = checkpoint.unknown(labels.names)
     if unknown:
         raise checkpoint.refuse(unknown, "the data")
