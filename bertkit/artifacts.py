@@ -22,7 +22,7 @@ from bertkit.tasks.base import CardFacts, Task
 
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
-NOT_SCORES = ("data", "throughput", "timings_seconds", "predictions")
+NOT_SCORES = ("data", "throughput", "timings_seconds", "predictions", "best", "stopped_early")
 """metrics.json's keys besides the scores of each split."""
 
 
@@ -58,6 +58,8 @@ def write_results(
         "timings_seconds": timings,
         "predictions": sorted(f"{PREDICTIONS_DIR}/{name}" for name in predictions),
     }
+    metrics |= {"best": result.best} if result.best else {}
+    metrics |= {"stopped_early": result.stopped_early} if result.stopped_early else {}
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     card = model_card(run, result, task, data, fresh_modules)
     save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, card)
@@ -114,11 +116,24 @@ def model_card(run: RunConfig, result: TrainResult, task: Task[Any], data: TaskD
     lines += _stats_table(data.stats)
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     lines += [f"| {key} | {_fmt(value)} |" for key, value in _settings(run, result, task, facts).items()]
-    lines += ["", "## Evaluation", "", "| split | metric | value |", "|---|---|---|"]
-    for split, scores in result.scores.items():
-        lines += [f"| {split} | {metric} | {_fmt(value)} |" for metric, value in scores.items()]
+    lines += _evaluation_section(result)
     lines += ["", "## Use", "", "```python", facts.usage, "```", ""]
     return "\n".join(lines)
+
+
+def _evaluation_section(result: TrainResult) -> list[str]:
+    """Which weights these are (the best evaluation's, or the last), and their scores per split."""
+    lines = ["", "## Evaluation", ""]
+    if result.best:
+        step, metric, value = result.best["step"], result.best["metric"], _fmt(result.best["value"])
+        lines += [f"Weights of the best evaluation: step {step:,} ({metric} {value}).", ""]
+    if result.stopped_early:
+        step, reason = result.stopped_early["step"], result.stopped_early["reason"]
+        lines += [f"Training stopped early at step {step:,}: {reason}.", ""]
+    lines += ["| split | metric | value |", "|---|---|---|"]
+    for split, scores in result.scores.items():
+        lines += [f"| {split} | {metric} | {_fmt(value)} |" for metric, value in scores.items()]
+    return lines
 
 
 def _stats_table(stats: dict[str, dict[str, Any]]) -> list[str]:

@@ -155,6 +155,16 @@ class TrainerConfig:
     (refuse otherwise); never: start over, moving the earlier run aside; force: resume although settings or
     inputs changed, recording the change in history.jsonl."""
     on_nonfinite_loss: NonFiniteLoss = NonFiniteLoss.stop
+    metric_for_best: str | None = None
+    """With evaluations during training, model/ holds the weights of the best one by this metric: "split/metric"
+    (e.g. "validation/f1") or a metric of the first evaluation split. None: the task's headline metric
+    (MRPC F1, STS-B Pearson, SQuAD F1, NER F1, pretraining MLM accuracy) on its first evaluation split."""
+    greater_is_better: bool | None = None
+    """None: from the metric's name (losses, perplexity and errors are better lower; the rest higher)."""
+    early_stopping_patience: int | None = resumable(None)
+    """Stop after this many evaluations in a row without an improvement of the best metric larger than
+    early_stopping_threshold (needs eval_every or eval_every_epoch)."""
+    early_stopping_threshold: float = resumable(0.0)
     num_workers: int = resumable(0)
     """DataLoader worker processes (0: load in the training process)."""
     group_by_length: bool = False
@@ -162,6 +172,9 @@ class TrainerConfig:
     less padding when lengths vary a lot, e.g. SST-2's short sentences next to long ones."""
     torch_compile: bool = False
     progress_bar: bool = resumable(True)
+    report_to: list[str] = resumable(default_factory=list)
+    """Accelerate trackers to log to, e.g. [tensorboard] or [wandb, mlflow]: training lines, evaluations, the
+    configuration and the final metrics. Local ones write below <output_dir>/tracking/."""
 
     def __post_init__(self) -> None:
         for key in ("per_device_batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every"):
@@ -175,3 +188,11 @@ class TrainerConfig:
         require(self.keep_last >= 1, "trainer.keep_last", "must be >= 1")
         require(self.eval_every is None or self.eval_every >= 1, "trainer.eval_every", "must be >= 1")
         require(self.save_every is None or self.save_every >= 1, "trainer.save_every", "must be >= 1")
+        patience = self.early_stopping_patience
+        require(patience is None or patience >= 1, "trainer.early_stopping_patience", "must be >= 1")
+        require(
+            patience is None or bool(self.eval_every or self.eval_every_epoch),
+            "trainer.early_stopping_patience",
+            "needs evaluations during training: set trainer.eval_every=N or trainer.eval_every_epoch=true",
+        )
+        require(self.early_stopping_threshold >= 0, "trainer.early_stopping_threshold", "must be >= 0")

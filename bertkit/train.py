@@ -25,6 +25,7 @@ from bertkit import artifacts, config, model, run_dir, tokenizer
 from bertkit.core.errors import BertkitError
 from bertkit.tasks.base import CheckpointLabels
 from bertkit.tasks.registry import task_for
+from bertkit.training import tracking
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
 from bertkit.training.trainer import Trainer
@@ -52,12 +53,13 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     architecture = model.architecture(run_cfg.model)
     run_cfg.model = model.with_checkpoint_sizes(run_cfg.model, architecture)
     model.check_sequence_length(architecture, task.max_seq_length)
+    tracking.check_trackers(run_cfg.trainer.report_to)
     inputs = run_dir.input_fingerprints(run_cfg)
     plan = run_dir.plan(run_cfg, inputs)
     evaluate_only = run_cfg.trainer.max_steps == 0
     if evaluate_only and run_cfg.model.name_or_path is not None:
         task.use_checkpoint_labels(_checkpoint_labels(run_cfg.model.name_or_path, architecture))
-    accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed)
+    accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed, plan.run_dir)
     if accelerator.is_main_process:
         run_dir.check_writable(plan.run_dir)
     else:
@@ -77,6 +79,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
         run_dir.claim(plan, run_cfg, inputs, trainer.state.step)
         run_log.write_to(plan.run_dir / run_dir.TRAIN_LOG)
     accelerator.wait_for_everyone()
+    tracking.start(accelerator, f"{run_cfg.name}/seed{run_cfg.seed}", run_dir.record_of(run_cfg))
 
     result = trainer.fit()
 
@@ -84,6 +87,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
         timings = {"preprocessing": preprocessing, "total": time.perf_counter() - started}
         artifacts.write_results(run_cfg, plan.run_dir, result, tok, task, data, timings, built.fresh_modules)
         log.info("Wrote %s (metrics.json, model/, curves.png)", plan.run_dir)
+    tracking.finish(accelerator, result.scores, trainer.state.step)
     accelerator.wait_for_everyone()
     release_accelerator()
     return result.scores

@@ -86,6 +86,7 @@ def test_resumable_settings_are_marked_in_the_schemas():
         "cache_dir", "data.num_proc", "trainer.eval_batch_size", "trainer.num_epochs", "trainer.max_steps",
         "trainer.max_minutes", "trainer.log_every", "trainer.eval_every", "trainer.eval_every_epoch",
         "trainer.save_every", "trainer.keep_last", "trainer.resume", "trainer.num_workers", "trainer.progress_bar",
+        "trainer.early_stopping_patience", "trainer.early_stopping_threshold", "trainer.report_to",
     }  # fmt: skip
     fine_tuning = config.resumable_settings(config.load(compose_config(["+experiment=glue_rte"])))
     assert fine_tuning == pretraining and "trainer.learning_rate" not in fine_tuning

@@ -65,8 +65,11 @@ def test_csv_classification_with_a_seeded_validation_split(custom_run, tmp_path)
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model")
     assert model.config.id2label == {0: "bad", 1: "good", 2: "mixed"}  # the training file's labels, sorted
     lines = (run_dir / "predictions" / "validation.tsv").read_text().splitlines()
-    assert lines[0] == "index\tprediction\tlabel" and len(lines) == 4
-    assert all(line.split("\t")[1] in {"bad", "good", "mixed"} for line in lines[1:])
+    assert lines[0] == "index\tprediction\tprob_bad\tprob_good\tprob_mixed\tlabel" and len(lines) == 4
+    for line in lines[1:]:  # the predicted label is the most probable one, and the probabilities sum to 1
+        index, predicted, *probabilities, label = line.split("\t")
+        ranked = sorted(zip(map(float, probabilities), ["bad", "good", "mixed"], strict=True))
+        assert predicted == ranked[-1][1] and abs(sum(p for p, _ in ranked) - 1) < 1e-5
 
 
 def test_jsonl_pairs_with_validation_and_test_files(custom_run, tmp_path):
@@ -90,7 +93,7 @@ def test_jsonl_pairs_with_validation_and_test_files(custom_run, tmp_path):
     train.run(compose_config(overrides))
     run_dir = tmp_path / "run"
     test_lines = (run_dir / "predictions" / "test.tsv").read_text().splitlines()
-    assert test_lines[0] == "index\tprediction" and len(test_lines) == 6
+    assert test_lines[0] == "index\tprediction\tprob_False\tprob_True" and len(test_lines) == 6
     assert {line.split("\t")[1] for line in test_lines[1:]} <= {"False", "True"}
     stats = json.loads((run_dir / "metrics.json").read_text())["data"]
     assert stats["validation"]["examples"] == 10 and stats["test"]["examples"] == 5

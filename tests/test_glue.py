@@ -78,8 +78,10 @@ def test_every_glue_task_trains_scores_and_writes_submissions(task, glue_run, tm
         for line in lines[1:]:
             value = line.split("\t")[1]
             assert value in allowed if allowed else 0.0 <= float(value) <= 5.0
-    for split in info.evaluation:  # dev predictions beside their labels, for error analysis
-        assert (predictions / f"{split}.tsv").read_text().startswith("index\tprediction\tlabel\n")
+    for split in info.evaluation:  # dev predictions (with each class's probability) beside their labels
+        header = (predictions / f"{split}.tsv").read_text().splitlines()[0].split("\t")
+        probabilities = [f"prob_{name}" for name in info.labels.names]
+        assert header == ["index", "prediction", *probabilities, "label"]
 
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model")
     assert model.config.num_labels == max(1, len(info.label_values))

@@ -136,7 +136,7 @@ def test_a_run_that_failed_before_its_first_checkpoint_can_be_fixed(ft, tmp_path
     to continue: the fixed command starts over, keeping the failed start's files aside."""
     data = write_csv(tmp_path / "train.csv", ["0", "1"])
     run(ft(data))
-    for name in ("metrics.json", "model", "predictions", "curves.png"):  # as if it had died in training
+    for name in ("metrics.json", "model", "predictions", "curves.png", "checkpoints"):  # as if it died in step 1
         path = tmp_path / "run" / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     run(ft(data, "trainer.learning_rate=1e-5"))
@@ -303,11 +303,12 @@ def test_a_finished_run_without_checkpoints_is_not_redone(ft, tmp_path):
     """Without checkpoints there is nothing to continue: the same command keeps the results; a bigger budget is
     refused rather than retrained over them."""
     data = write_csv(tmp_path / "train.csv", ["0", "1"])
-    run(ft(data))
+    no_evaluations = "trainer.eval_every_epoch=false"  # (evaluations during training keep a last checkpoint)
+    run(ft(data, no_evaluations))
     before = snapshot(tmp_path / "run")
-    run(ft(data))
-    fails(ConfigError, r"holds a finished run without checkpoints, so it cannot continue with changed "
-          r"trainer\.max_steps; add trainer\.resume=never", ft(data, "trainer.max_steps=5"))  # fmt: skip
+    run(ft(data, no_evaluations))
+    pattern = r"holds a finished run without checkpoints, so it cannot continue with changed trainer\.max_steps"
+    fails(ConfigError, pattern + r"; add trainer\.resume=never", ft(data, no_evaluations, "trainer.max_steps=5"))
     assert snapshot(tmp_path / "run") == before
 
 

@@ -27,6 +27,7 @@ SETTINGS = [
     "trainer.save_every=2",
     "trainer.keep_last=2",
     "trainer.log_every=1",
+    "trainer.eval_every=3",  # the best evaluation so far must survive the kill too: model/ holds its weights
 ]
 CRASH_IN_SAVE = """
 import os, signal, sys
@@ -112,12 +113,15 @@ def test_sigkill_during_a_checkpoint_write_then_restart_is_bit_identical(uninter
     process = subprocess.run(crashing, cwd=ROOT, env=env(cache_dir), capture_output=True, text=True)
     assert process.returncode == -signal.SIGKILL
     checkpoints = run_dir / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_2", "step_4", "step_6.tmp"]
+    # The newest keep_last=2 complete ones, the partial one, and the best evaluation's (step 3) if it is older.
+    kept = {p.name for p in checkpoints.iterdir()}
+    assert {"step_4", "step_6.tmp"} <= kept <= {"step_2", "step_3", "step_4", "step_6.tmp"} and len(kept) == 3
     resumed = finish(run_dir, cache_dir)
     output = resumed.stderr + resumed.stdout
     assert f"Ignoring {checkpoints / 'step_6.tmp'}" in output and "step_4 (step 4" in output
     assert_identical(weights(run_dir), reference)
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_10", "step_12"]
+    best = json.loads((run_dir / "metrics.json").read_text())["best"]["step"]
+    assert {p.name for p in checkpoints.iterdir()} == {"step_10", "step_12", f"step_{best}"}
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(uninterrupted, tmp_path):

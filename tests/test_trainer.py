@@ -25,6 +25,8 @@ EXAMPLES = 10
 class ToyTask:
     """Two classes told apart by the first token; scored by accuracy."""
 
+    headline_metrics = ("accuracy",)
+
     def gather(self, batch, output):
         return {"logits": output.logits.float(), "labels": batch["labels"]}
 

@@ -21,3 +21,8 @@ class TrainResult:
     throughput: dict[str, Any] = field(default_factory=dict)
     predictions: dict[str, Any] = field(default_factory=dict)
     """The final model's decoded predictions on every evaluation and prediction split (main process)."""
+    best: dict[str, Any] | None = None
+    """{"step", "metric", "value"} of the best evaluation, whose weights the model holds; None without
+    evaluations during training."""
+    stopped_early: dict[str, Any] | None = None
+    """{"step", "reason"} when early stopping ended training."""

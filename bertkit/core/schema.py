@@ -23,8 +23,10 @@ def require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"invalid setting {key}: {message}")
 
 
-def resumable(default: Any) -> Any:
+def resumable(default: Any = MISSING, *, default_factory: Any = MISSING) -> Any:
     """A schema field that an earlier run's settings may differ in, and still be resumed."""
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata={RESUMABLE: True})
     return field(default=default, metadata={RESUMABLE: True})
 
 

@@ -61,6 +61,11 @@ class TaskData:
 class Evaluation(Protocol):
     """The part of a task the trainer calls: what to gather per example, then predictions and scores."""
 
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        """The metrics that say how well the task went, most important first (the default "best" metric)."""
+        ...
+
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         """Per-example tensors of one evaluation batch and the model's output (leading dimension: examples)."""
         ...

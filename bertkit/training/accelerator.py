@@ -6,6 +6,7 @@ import atexit
 import functools
 import hashlib
 import logging
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -14,18 +15,26 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 
 from bertkit.settings import TrainerConfig
 from bertkit.training.process_group import check_process_group
+from bertkit.training.tracking import TRACKING_DIR
 
 log = logging.getLogger(__name__)
 
 
-def make_accelerator(cfg: TrainerConfig, seed: int) -> Accelerator:
-    """The Accelerator for this run (device topology comes from `accelerate config`/launch, not Hydra)."""
+def make_accelerator(cfg: TrainerConfig, seed: int, run_dir: Path | None = None) -> Accelerator:
+    """The Accelerator for this run (device topology comes from `accelerate config`/launch, not Hydra), with
+    the trackers of trainer.report_to writing below run_dir."""
+    tracking_dir = str(run_dir / TRACKING_DIR) if run_dir is not None else None
     accelerator = Accelerator(
+        log_with=list(cfg.report_to) or None,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=str(cfg.mixed_precision),
         # non_blocking: batches from pinned memory reach the GPU without the host waiting for the device.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed, non_blocking=True),
-        project_config=ProjectConfiguration(automatic_checkpoint_naming=False),
+        project_config=ProjectConfiguration(
+            project_dir=str(run_dir) if run_dir is not None else None,
+            logging_dir=tracking_dir,
+            automatic_checkpoint_naming=False,
+        ),
         dynamo_backend="inductor" if cfg.torch_compile else "no",
         step_scheduler_with_optimizer=False,
     )

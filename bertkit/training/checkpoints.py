@@ -27,8 +27,16 @@ LOOP_STATE = "loop_state.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
-def save(accelerator: Accelerator, folder: Path, step: int, keep_last: int, loop_state: dict[str, Any]) -> Path:
-    """Write step_N atomically (all processes call this), then drop the oldest beyond keep_last."""
+def save(
+    accelerator: Accelerator,
+    folder: Path,
+    step: int,
+    keep_last: int,
+    loop_state: dict[str, Any],
+    keep: int | None = None,
+) -> Path:
+    """Write step_N atomically (all processes call this), then drop the oldest beyond keep_last, never step
+    `keep` (the best one)."""
     final = folder / f"step_{step}"
     staging = folder / f"step_{step}.tmp"
     if accelerator.is_main_process and staging.exists():
@@ -45,7 +53,8 @@ def save(accelerator: Accelerator, folder: Path, step: int, keep_last: int, loop
         staging.rename(final)
         _sync_dir(folder)
         for old in complete(folder)[:-keep_last]:
-            shutil.rmtree(old)
+            if old.name != f"step_{keep}":
+                shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
 from torch.utils.data import DataLoader
 
 from bertkit.core.batch import IGNORE_INDEX, Gathered
@@ -35,7 +36,8 @@ def gather_split(accelerator: Accelerator, model: torch.nn.Module, loader: DataL
 def evaluate_splits(
     accelerator: Accelerator, model: torch.nn.Module, loaders: dict[str, DataLoader], task: Evaluation, step: int
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Scores of each labeled split and its decoded predictions (both empty off the main process)."""
+    """Scores of each labeled split (on every process: decisions taken on them, such as early stopping, must
+    agree) and its decoded predictions (empty off the main process)."""
     scores: dict[str, dict[str, Any]] = {}
     decoded: dict[str, Any] = {}
     for name, loader in loaders.items():
@@ -53,6 +55,10 @@ def evaluate_splits(
             for k, v in split.items()
         )
         log.info("step %d eval: %s", step, summary)
+    if accelerator.num_processes > 1:
+        shared = [scores]
+        broadcast_object_list(shared, from_process=0)
+        scores = shared[0]
     return scores, decoded
 
 

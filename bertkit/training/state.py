@@ -19,3 +19,10 @@ class LoopState:
     """Evaluations during training (eval_every, eval_every_epoch): the final one is timed on its own."""
     skipped_steps: int = 0
     """Optimizer steps whose update was dropped because the gradients were not finite."""
+    best_step: int | None = None
+    """The step of the best evaluation so far (trainer.metric_for_best); its checkpoint is kept."""
+    best_value: float | None = None
+    evaluations_without_improvement: int = 0
+    """Evaluations in a row without an improvement larger than trainer.early_stopping_threshold."""
+    stopped_early: str | None = None
+    """Why early stopping ended training, if it did."""

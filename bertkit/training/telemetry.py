@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,11 +102,15 @@ class Window:
 class LogFile:
     """log.jsonl: one JSON object per logging step or evaluation, written by the main process only."""
 
-    def __init__(self, path: Path, enabled: bool) -> None:
+    def __init__(self, path: Path, enabled: bool, also: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = path  # appended to: a resumed run continues its file; a new one starts in a new folder
         self.enabled = enabled
+        self.also = also
+        """Called with every record too (the experiment trackers)."""
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
             with self.path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
+        if self.also is not None:
+            self.also(record)

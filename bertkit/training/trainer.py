@@ -31,10 +31,11 @@ from bertkit.core.result import TrainResult
 from bertkit.core.seeding import stable_seed
 from bertkit.core.task import Evaluation, TaskData
 from bertkit.settings import MixedPrecision, NonFiniteLoss, TrainerConfig
-from bertkit.training import checkpoints, optim
+from bertkit.training import checkpoints, optim, tracking
 from bertkit.training.accelerator import weights_agree
 from bertkit.training.batching import LengthGroupedSampler, example_lengths
 from bertkit.training.evaluation import evaluate_splits, predict_splits
+from bertkit.training.selection import Selection
 from bertkit.training.state import LoopState
 from bertkit.training.stopping import (
     OUT_OF_TIME,
@@ -87,12 +88,20 @@ class Trainer:
         self.keyed_train = KeyedDataset(data.train)
         self.state = LoopState()
         self.history: list[dict[str, Any]] = []
+        self.selection: Selection | None = None
+        if cfg.eval_every or cfg.eval_every_epoch:
+            self.selection = Selection(cfg, task.headline_metrics, list(data.evaluation))
+        self.best_to_save = False
         self._prepare(model)
         self.total_steps = self._total_steps()
         # Prepared (not registered) so that Accelerate saves it as its own scheduler.bin, read back unpickled.
         self.scheduler = accelerator.prepare(optim.build_scheduler(self.optimizer, cfg, self.total_steps))
         self.resumed = resume and self._resume()
-        self.log_file = LogFile(run_dir / "log.jsonl", accelerator.is_main_process)
+        if self.state.stopped_early:  # early stopping ended this run: it is finished, whatever the budget says
+            self.total_steps = self.state.step
+        self.log_file = LogFile(
+            run_dir / "log.jsonl", accelerator.is_main_process, lambda record: tracking.log_record(accelerator, record)
+        )
         self.clock = Clock(self.state.train_seconds)
         self.window = Window(self.clock)
         self.stop = StopConditions(accelerator, cfg.max_minutes, self.clock)
@@ -191,6 +200,8 @@ class Trainer:
         state.batch_in_epoch = 0
         if self.cfg.eval_every_epoch and state.step < self.total_steps:
             self._evaluate_during_training()
+            if self.best_to_save:
+                self.save()
 
     def micro_step(self, batch: Batch) -> bool:
         """Forward and backward on one micro-batch; at an accumulation boundary also clip and update. Returns
@@ -236,7 +247,7 @@ class Trainer:
             self._log()
         if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < self.total_steps:
             self._evaluate_during_training()
-        if cfg.save_every and state.step % cfg.save_every == 0:
+        if (cfg.save_every and state.step % cfg.save_every == 0) or self.best_to_save:
             self.save()
         reason = self.stop.check()
         if reason == OUT_OF_TIME:
@@ -261,14 +272,32 @@ class Trainer:
             self.state.eval_seconds += time.perf_counter() - started
         self.log_file.write(self.history[-1])
         self.model.train()
+        self._select(scores)
+
+    def _select(self, scores: dict[str, dict[str, Any]]) -> None:
+        """A new best is saved (its checkpoint kept); early stopping ends training after this step."""
+        if self.selection is None:
+            return
+        verdict = self.selection.observe(scores, self.state)
+        self.best_to_save = verdict.improved
+        if verdict.stop_reason is not None:
+            log.warning("Stopping early at step %d: %s", self.state.step, verdict.stop_reason)
+            self.state.stopped_early = verdict.stop_reason
+            self.total_steps = self.state.step
 
     def save(self) -> Path:
         """A checkpoint of this step (every process takes part)."""
         self.nonfinite.raise_if_seen()  # never a checkpoint of weights updated with non-finite gradients
         self.state.train_seconds = self.clock.elapsed()
+        self.best_to_save = False
         with self.clock.paused():
             return checkpoints.save(
-                self.accelerator, self.checkpoints, self.state.step, self.cfg.keep_last, asdict(self.state)
+                self.accelerator,
+                self.checkpoints,
+                self.state.step,
+                self.cfg.keep_last,
+                asdict(self.state),
+                keep=self.state.best_step,
             )
 
     def _interrupt(self, signum: int) -> None:
@@ -277,7 +306,7 @@ class Trainer:
         if self.window.micro_batches:
             self.log_file.write(self.window.flush(self.accelerator, self.state, self.scheduler.get_last_lr()[0]))
         saved = self.checkpoints / f"step_{self.state.step}"
-        if not (self.cfg.save_every and self.state.step % self.cfg.save_every == 0):
+        if not self._saved(self.state.step):
             saved = self.save()
         raise Interrupted(signum, self.state.step, saved)
 
@@ -287,7 +316,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ finish
 
     def _finish(self) -> TrainResult:
-        """The final evaluation and predictions, the last checkpoint, throughput and the gathered weights."""
+        """The final evaluation (of the best weights, where evaluations chose one), predictions, the last
+        checkpoint, throughput and the gathered weights."""
         state, accelerator = self.state, self.accelerator
         self.progress.close()
         self.nonfinite.raise_if_seen()
@@ -295,14 +325,9 @@ class Trainer:
             self.log_file.write(self.window.flush(accelerator, state, self.scheduler.get_last_lr()[0]))
         state.train_seconds = self.clock.elapsed()
         started = time.perf_counter()
-        loaders = self.eval_loaders | self.final_loaders
-        scores, predictions = evaluate_splits(accelerator, self.model, loaders, self.task, state.step)
+        scores, predictions = self._final_evaluation()
         eval_seconds = time.perf_counter() - started
         predictions |= predict_splits(accelerator, self.model, self.predict_loaders, self.task)
-        self.history.append(self._record(scores))
-        self.log_file.write(self.history[-1])
-        if self.cfg.save_every and state.step > 0 and not (self.checkpoints / f"step_{state.step}").exists():
-            self.save()
         throughput = self._throughput(eval_seconds)
         state_dict = accelerator.get_state_dict(self.model)  # a collective under FSDP/DeepSpeed: all processes
         return TrainResult(
@@ -312,7 +337,30 @@ class Trainer:
             history=self.history,
             throughput=throughput,
             predictions=predictions,
+            best=self.selection.best(state) if self.selection else None,
+            stopped_early={"step": state.step, "reason": state.stopped_early} if state.stopped_early else None,
         )
+
+    def _final_evaluation(self) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        """Evaluate the last weights and checkpoint them; then, if an earlier evaluation was better, load its
+        checkpoint and evaluate that: the model, its scores and predictions are the best's."""
+        state, accelerator = self.state, self.accelerator
+        loaders = self.eval_loaders | self.final_loaders
+        scores, predictions = evaluate_splits(accelerator, self.model, loaders, self.task, state.step)
+        self.history.append(self._record(scores))
+        self.log_file.write(self.history[-1])
+        if self.selection is not None:
+            self.selection.observe(scores, state)
+        if (self.cfg.save_every or self.selection) and state.step > 0 and not self._saved(state.step):
+            self.save()  # the last state, so that starting this finished run again trains nothing
+        if self.selection is None or state.best_step in (None, state.step):
+            return scores, predictions
+        log.info("Loading the best evaluation's weights (step %d, %s)", state.best_step, self.selection.name)
+        accelerator.load_state(str(self.checkpoints / f"step_{state.best_step}"))
+        return evaluate_splits(accelerator, self.model, loaders, self.task, state.best_step)
+
+    def _saved(self, step: int) -> bool:
+        return (self.checkpoints / f"step_{step}").exists()
 
     def _throughput(self, final_eval_seconds: float) -> dict[str, Any]:
         state, seconds = self.state, self.state.train_seconds

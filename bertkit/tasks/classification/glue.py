@@ -215,10 +215,12 @@ class GlueClassification(SequenceClassificationTask[GlueDataConfig]):
         return glue_scores(str(self.cfg.task), predictions, references)
 
     def prediction_files(self, split: str, decoded: Predictions) -> dict[str, str]:
-        """Dev predictions next to their labels, and test predictions in the GLUE server's format."""
+        """Every split with each class's probability (dev splits beside their labels); test splits also in the
+        GLUE server's submission format."""
+        files = super().prediction_files(split, decoded)
         if split in self.info.submission:
-            return {f"{self.info.submission[split]}.tsv": submission(self.info, decoded.values, self.rows[split])}
-        return super().prediction_files(split, decoded)
+            files[f"{self.info.submission[split]}.tsv"] = submission(self.info, decoded.values, self.rows[split])
+        return files
 
 
 def task_is_present(glue_dir: str | Path, task: GlueTask) -> bool:

@@ -90,6 +90,8 @@ class Predictions:
 
     values: np.ndarray
     references: np.ndarray | None
+    probabilities: np.ndarray | None = None
+    """Each class's probability (softmax of the logits), one row per example; None for regression."""
 
 
 SentenceConfigT = TypeVar("SentenceConfigT", bound=SentenceTaskConfig)
@@ -167,8 +169,11 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
 
     def decode(self, split: str, gathered: Gathered) -> Predictions:
         logits = gathered["logits"]
-        values = logits[:, 0] if self.labels.is_regression else logits.argmax(axis=-1)
-        return Predictions(values=values, references=gathered.get("labels"))
+        if self.labels.is_regression:
+            return Predictions(values=logits[:, 0], references=gathered.get("labels"))
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+        return Predictions(logits.argmax(axis=-1), gathered.get("labels"), probabilities)
 
     def score(self, split: str, decoded: Predictions) -> Scores:
         assert decoded.references is not None, f"{split} has no labels to score"
@@ -178,18 +183,22 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         return {f"{split}.tsv": tsv(*self.prediction_table(split, decoded))}
 
     def prediction_table(self, split: str, decoded: Predictions) -> tuple[list[str], list[list[Any]]]:
-        """Header and rows (index, prediction[, label]) of one split's predictions."""
+        """Header and rows (index, prediction, each class's probability[, label]) of one split's predictions."""
+        header = ["index", "prediction"]
+        rows: list[list[Any]] = [[i] for i in self.rows[split][INDEX]]
         if self.labels.is_regression:
-            predicted: list[Any] = [float(v) for v in decoded.values]
+            rows = [row + [float(v)] for row, v in zip(rows, decoded.values, strict=True)]
         else:
-            predicted = [self.labels.names[i] for i in decoded.values]
-        index = self.rows[split][INDEX]
+            rows = [row + [self.labels.names[i]] for row, i in zip(rows, decoded.values, strict=True)]
+        if decoded.probabilities is not None:
+            header += [f"prob_{name}" for name in self.labels.names]
+            rows = [row + [f"{p:.6f}" for p in ps] for row, ps in zip(rows, decoded.probabilities, strict=True)]
         if decoded.references is None:
-            return ["index", "prediction"], [[i, p] for i, p in zip(index, predicted, strict=True)]
+            return header, rows
         gold: Sequence[Any] | np.ndarray = decoded.references
         if not self.labels.is_regression:
             gold = [self.labels.names[int(i)] for i in decoded.references]
-        return ["index", "prediction", "label"], [[i, p, g] for i, p, g in zip(index, predicted, gold, strict=True)]
+        return header + ["label"], [row + [g] for row, g in zip(rows, gold, strict=True)]
 
     def card(self) -> CardFacts:
         labels = self.labels
