@@ -22,7 +22,7 @@ from bertkit.tasks.base import CardFacts, Task
 
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
-NOT_SCORES = ("data", "throughput", "timings_seconds", "predictions", "best", "stopped_early")
+NOT_SCORES = ("data", "throughput", "timings_seconds", "predictions", "best", "stopped_early", "headline_metric")
 """metrics.json's keys besides the scores of each split."""
 
 
@@ -58,6 +58,7 @@ def write_results(
         "timings_seconds": timings,
         "predictions": sorted(f"{PREDICTIONS_DIR}/{name}" for name in predictions),
     }
+    metrics["headline_metric"] = f"{next(iter(result.scores), '')}/{task.headline_metrics[0]}"
     metrics |= {"best": result.best} if result.best else {}
     metrics |= {"stopped_early": result.stopped_early} if result.stopped_early else {}
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")

@@ -8,10 +8,14 @@ key. Code below `train.py` receives these dataclasses, never a DictConfig.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bertkit.core.errors import ConfigError
@@ -54,6 +58,8 @@ def register_configs() -> None:
     the YAML files use."""
     if not OmegaConf.has_resolver("suffix_unless"):
         OmegaConf.register_new_resolver("suffix_unless", suffix_unless)
+    if not OmegaConf.has_resolver("swept"):
+        OmegaConf.register_new_resolver("swept", swept_settings, use_cache=False)
     # Outside the groups, so that no schema is offered as an option (`model=model_schema`) or listed in --help;
     # each group's YAML files name theirs as `/NAME@_here_`.
     store = ConfigStore.instance()
@@ -68,6 +74,22 @@ def suffix_unless(value: Any, default: Any) -> str:
     """`${suffix_unless:${data.objective},mlm_nsp}`: "" for the default value, else "_<value>", so that a run
     with another value gets a name (and run directory) of its own while the default's stays as it was."""
     return "" if str(value) == str(default) else f"_{value}"
+
+
+def swept_settings() -> str:
+    """`${swept:}`: in a Hydra multirun, "key=value,.../" of the settings the sweep varies (the seed aside), so
+    that its jobs never share a run directory; "" otherwise."""
+    try:
+        hydra = HydraConfig.get()
+    except ValueError:  # composed outside a Hydra job (tests, the API)
+        return ""
+    if hydra.mode != RunMode.MULTIRUN:
+        return ""
+    given = [arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
+    swept = {o.get_key_element() for o in OverridesParser.create().parse_overrides(given) if o.is_sweep_override()}
+    job = [o for o in OverridesParser.create().parse_overrides(list(hydra.overrides.task))]
+    parts = [f"{o.get_key_element()}={o.value()}" for o in job if o.get_key_element() in swept - {"seed"}]
+    return ",".join(parts) + "/" if parts else ""
 
 
 def load(cfg: DictConfig) -> RunConfig:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from bertkit import config
 from bertkit.tasks.classification.glue import TASKS, GlueTask, task_is_present
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             returncode = subprocess.call(command)
             status = "ok" if returncode == 0 else f"failed (exit {returncode})"
         rows.append(_row(task, run_dir, status))
-    summary = {"model": args.model, "glue_dir": args.glue_dir, "overrides": overrides, "tasks": rows}
+    used = sorted({row["model"] for row in rows if row.get("model")})
+    summary = {"model": ", ".join(used) or args.model, "glue_dir": args.glue_dir, "overrides": overrides, "tasks": rows}
     summary["average"] = _average(rows)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,11 +86,14 @@ def _compose(overrides: list[str]):
 
 
 def _row(task: GlueTask, run_dir: Path, status: str) -> dict[str, Any]:
+    """One task's scores, from its run's metrics.json; none for a run that failed (an earlier run's results
+    there are not this run's), and the model its config.yaml says it trained."""
     row: dict[str, Any] = {"task": str(task), "status": status, "run_dir": str(run_dir)}
     metrics_file = run_dir / "metrics.json"
-    if not metrics_file.is_file():
+    if status != "ok" or not metrics_file.is_file():
         row["status"] = status if status != "ok" else f"no metrics.json in {run_dir}"
         return row
+    row["model"] = OmegaConf.load(run_dir / "config.yaml").model.name_or_path
     metrics = json.loads(metrics_file.read_text())
     for split in TASKS[task].evaluation:
         scores = metrics.get(split, {})

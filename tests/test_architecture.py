@@ -27,6 +27,7 @@ LAYERS = {
     "bertkit.train": 7,
     "bertkit.glue_suite": 7,
     "bertkit.launch": 7,
+    "bertkit.summarize": 7,
 }
 SHARED_BY_TASKS = {"bertkit.tasks.base", "bertkit.tasks.fine_tuning"}
 MAX_FUNCTION_LINES = 60

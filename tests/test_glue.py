@@ -279,6 +279,16 @@ def test_task_all_runs_the_tasks_present_and_writes_one_summary(tmp_path, cache_
     table = (tmp_path / "summary" / "glue_summary.md").read_text()
     assert "| cola | validation | matthews_correlation" in table and "Average over 2 task(s)" in table
     assert (tmp_path / "runs" / "cola" / "metrics.json").is_file()
+    assert summary["model"] == str(tiny_checkpoint)  # what the runs' config.yaml says they trained
+    assert f"# GLUE dev scores: {tiny_checkpoint}" in table
+
+    # Runs that fail show no score, not the one an earlier run left in their folder.
+    output_dir = f"output_dir={tmp_path}/runs/${{data.task}}"
+    arguments = ["--model", str(tiny_checkpoint), "--glue-dir", str(glue_dir), "--output", str(tmp_path / "failed"),
+                 "--tasks", "cola", "--launch", "false", "--", output_dir]  # fmt: skip
+    assert glue_suite.main(arguments) == 1
+    (failed,) = json.loads((tmp_path / "failed" / "glue_summary.json").read_text())["tasks"]
+    assert failed["status"] == "failed (exit 1)" and "validation" not in failed
 
 
 def hub_like(task: str, label_names: list[str] | None) -> datasets.DatasetDict:
