@@ -28,6 +28,8 @@ LAYERS = {
     "bertkit.glue_suite": 7,
     "bertkit.launch": 7,
     "bertkit.summarize": 7,
+    "bertkit.export": 7,
+    "bertkit.cli": 8,
 }
 SHARED_BY_TASKS = {"bertkit.tasks.base", "bertkit.tasks.fine_tuning"}
 MAX_FUNCTION_LINES = 60
