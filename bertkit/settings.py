@@ -172,6 +172,10 @@ class TrainerConfig:
     less padding when lengths vary a lot, e.g. SST-2's short sentences next to long ones."""
     torch_compile: bool = False
     progress_bar: bool = resumable(True)
+    push_to_hub: bool = resumable(False)
+    """Upload model/ (weights, tokenizer, card) to the Hub at the end, as trainer.hub_model_id."""
+    hub_model_id: str | None = resumable(None)
+    """The Hub repository to upload to, e.g. your-name/bert-mrpc."""
     report_to: list[str] = resumable(default_factory=list)
     """Accelerate trackers to log to, e.g. [tensorboard] or [wandb, mlflow]: training lines, evaluations, the
     configuration and the final metrics. Local ones write below <output_dir>/tracking/."""
@@ -196,3 +200,8 @@ class TrainerConfig:
             "needs evaluations during training: set trainer.eval_every=N or trainer.eval_every_epoch=true",
         )
         require(self.early_stopping_threshold >= 0, "trainer.early_stopping_threshold", "must be >= 0")
+        require(
+            not self.push_to_hub or bool(self.hub_model_id),
+            "trainer.push_to_hub",
+            "needs trainer.hub_model_id (e.g. your-name/bert-mrpc)",
+        )

@@ -25,7 +25,7 @@ from bertkit import artifacts, config, model, run_dir, tokenizer
 from bertkit.core.errors import BertkitError
 from bertkit.tasks.base import CheckpointLabels
 from bertkit.tasks.registry import task_for
-from bertkit.training import tracking
+from bertkit.training import hub, tracking
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
 from bertkit.training.trainer import Trainer
@@ -54,6 +54,8 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     run_cfg.model = model.with_checkpoint_sizes(run_cfg.model, architecture)
     model.check_sequence_length(architecture, task.max_seq_length)
     tracking.check_trackers(run_cfg.trainer.report_to)
+    if run_cfg.trainer.push_to_hub and run_cfg.trainer.hub_model_id:
+        hub.check_reachable(run_cfg.trainer.hub_model_id)
     inputs = run_dir.input_fingerprints(run_cfg)
     plan = run_dir.plan(run_cfg, inputs)
     evaluate_only = run_cfg.trainer.max_steps == 0
@@ -87,6 +89,8 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
         timings = {"preprocessing": preprocessing, "total": time.perf_counter() - started}
         artifacts.write_results(run_cfg, plan.run_dir, result, tok, task, data, timings, built.fresh_modules)
         log.info("Wrote %s (metrics.json, model/, curves.png)", plan.run_dir)
+        if run_cfg.trainer.push_to_hub and run_cfg.trainer.hub_model_id:
+            hub.push(plan.run_dir / artifacts.MODEL_DIR, run_cfg.trainer.hub_model_id)
     tracking.finish(accelerator, result.scores, trainer.state.step)
     accelerator.wait_for_everyone()
     release_accelerator()

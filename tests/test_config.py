@@ -87,6 +87,7 @@ def test_resumable_settings_are_marked_in_the_schemas():
         "trainer.max_minutes", "trainer.log_every", "trainer.eval_every", "trainer.eval_every_epoch",
         "trainer.save_every", "trainer.keep_last", "trainer.resume", "trainer.num_workers", "trainer.progress_bar",
         "trainer.early_stopping_patience", "trainer.early_stopping_threshold", "trainer.report_to",
+        "trainer.push_to_hub", "trainer.hub_model_id",
     }  # fmt: skip
     fine_tuning = config.resumable_settings(config.load(compose_config(["+experiment=glue_rte"])))
     assert fine_tuning == pretraining and "trainer.learning_rate" not in fine_tuning
