@@ -28,7 +28,11 @@ NOT_SCORES = ("data", "throughput", "timings_seconds", "predictions", "best", "s
 
 def read_scores(run_dir: Path) -> dict[str, dict[str, Any]]:
     """The scores of a finished run, from its metrics.json."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return scores_of(json.loads((run_dir / "metrics.json").read_text()))
+
+
+def scores_of(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-split scores of a metrics.json, without what else it records."""
     return {split: scores for split, scores in metrics.items() if split not in NOT_SCORES}
 
 

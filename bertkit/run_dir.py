@@ -30,7 +30,7 @@ from bertkit import fingerprints
 from bertkit.config import RunConfig, resumable_settings, schema_defaults
 from bertkit.core.atomic import atomic_write
 from bertkit.core.errors import ConfigError
-from bertkit.core.schema import input_settings
+from bertkit.core.schema import flatten, input_settings
 from bertkit.settings import SIZES, ResumeMode
 from bertkit.training import checkpoints
 
@@ -132,7 +132,7 @@ def _changes(run: RunConfig, run_dir: Path, inputs: dict[str, Any]) -> dict[str,
     ignored = WHERE_NOT_WHAT | (set(input_settings(run)) if recorded_inputs is not None else set())
     if recorded_inputs is None and run.model.name_or_path is not None:
         ignored |= {f"model.{key}" for key in SIZES}  # recorded before config.yaml held a checkpoint's own sizes
-    before, now = _recorded_settings(run, run_dir), _flatten(record_of(run))
+    before, now = _recorded_settings(run, run_dir), flatten(record_of(run))
     settings = {
         key: [before.get(key), now.get(key)]
         for key in sorted(set(before) | set(now))
@@ -228,7 +228,7 @@ def check_writable(run_dir: Path) -> None:
 def _recorded_settings(run: RunConfig, run_dir: Path) -> dict[str, Any]:
     """config.yaml with the history's changes applied; a setting it lacks (written before bertkit had it)
     counts as having had its schema default."""
-    recorded = _flatten(OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG), resolve=True))
+    recorded = flatten(OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG), resolve=True))
     for entry in _history(run_dir):
         recorded |= {key: values[1] for key, values in entry.get("settings", {}).items()}
     defaults = schema_defaults(run)
@@ -264,15 +264,6 @@ def _free_name(path: Path) -> Path:
     while path.with_name(f"{path.name}.prev-{index}").exists():
         index += 1
     return path.with_name(f"{path.name}.prev-{index}")
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(_flatten(value, f"{prefix}{key}."))
-    return flat
 
 
 class RunLog:

@@ -20,7 +20,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bertkit.artifacts import read_scores
+from bertkit.artifacts import scores_of
+from bertkit.core.batch import is_number
+from bertkit.core.schema import flatten
+from bertkit.training.selection import LOWER_IS_BETTER
 
 NOT_SETTINGS = {"seed", "output_dir", "cache_dir"}
 COUNTS = ("examples", "predictions")
@@ -50,13 +53,13 @@ def summarize(runs: list[Path]) -> dict[str, Any]:
 
 
 def _record(run: Path) -> dict[str, Any]:
-    settings = _flat(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True))
+    settings = flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True))
     metrics = json.loads((run / "metrics.json").read_text())
     scores = {
         f"{split}/{name}": value
-        for split, values in read_scores(run).items()
+        for split, values in scores_of(metrics).items()
         for name, value in values.items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not name.endswith(COUNTS)
+        if is_number(value) and not name.endswith(COUNTS)
     }
     headline = metrics.get("headline_metric") or (metrics.get("best") or {}).get("metric")
     return {
@@ -89,7 +92,7 @@ def _best(rows: list[dict[str, Any]], headline: str | None) -> str | None:
     scored = [row for row in rows if headline in row["metrics"]]
     if not scored or headline is None:
         return None
-    lower = headline.endswith(("loss", "perplexity", "mse", "error"))
+    lower = headline.endswith(LOWER_IS_BETTER)
     chosen = (min if lower else max)(scored, key=lambda row: row["metrics"][headline]["median"])
     return str(chosen["setting"])
 
@@ -126,15 +129,6 @@ def write(summary: dict[str, Any], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{SUMMARY}.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (folder / f"{SUMMARY}.md").write_text(markdown(summary))
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(_flat(value, f"{prefix}{key}."))
-    return flat
 
 
 class SweepSummary:

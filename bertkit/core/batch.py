@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -13,6 +13,12 @@ Gathered = dict[str, np.ndarray]
 """One split's per-example evaluation outputs, gathered across processes (what a task's `gather` names)."""
 Scores = dict[str, Any]
 """Metric name -> value (floats, and counts such as the number of examples scored)."""
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """A score's value that can be compared, averaged or logged (booleans are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 IGNORE_INDEX = -100
 """Label of positions that are not predicted (PyTorch's cross-entropy default)."""

@@ -61,6 +61,16 @@ def resumable_keys(schema: Any, prefix: str = "") -> set[str]:
     return keys
 
 
+def flatten(tree: Any, separator: str = ".", prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level: {"trainer": {"seed": 1}} -> {"trainer.seed": 1} (a config, or scores)."""
+    if not isinstance(tree, dict):
+        return {prefix.removesuffix(separator): tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, separator, f"{prefix}{key}{separator}"))
+    return flat
+
+
 def flat_defaults(schema: Any, prefix: str = "") -> dict[str, Any]:
     """Every field's schema default, flat ("trainer.group_by_length": False), enums by their names, as a
     resolved config.yaml holds them."""

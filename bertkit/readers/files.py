@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import glob
-import hashlib
 import json
 import os
 import re
@@ -22,6 +21,7 @@ import datasets
 import pyarrow as pa
 
 from bertkit.core.errors import DataError, first_line
+from bertkit.core.seeding import fingerprint
 
 
 class EncodingErrors(StrEnum):
@@ -147,7 +147,7 @@ def _checked_text(file: Path, spelled: str, setting: str, errors: EncodingErrors
             "set data.encoding_errors=replace to decode it as U+FFFD, or save the file as UTF-8"
         )
     stat = file.stat()
-    copy = cache / "utf8" / f"{_short_hash(f'{file.absolute()}:{stat.st_size}:{stat.st_mtime_ns}')}{file.suffix}"
+    copy = cache / "utf8" / f"{fingerprint(str(file.absolute()), stat.st_size, stat.st_mtime_ns)}{file.suffix}"
     if not copy.is_file():
         copy.parent.mkdir(parents=True, exist_ok=True)
         staging = copy.with_name(copy.name + ".tmp")
@@ -181,10 +181,6 @@ def _check_delimiter(header: str, spelled: str, setting: str) -> None:
         raise DataError(f"{setting}: {spelled}: its header line is separated by tabs, not commas; name it .tsv")
     if suffix == ".tsv" and "," in header and "\t" not in header:
         raise DataError(f"{setting}: {spelled}: its header line is separated by commas, not tabs; name it .csv")
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _check_json_records(path: Path, setting: str, shown: str) -> None:

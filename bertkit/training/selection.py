@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bertkit.core.batch import is_number
 from bertkit.core.errors import ConfigError
 from bertkit.settings import TrainerConfig
 from bertkit.training.state import LoopState
@@ -61,8 +62,8 @@ class Selection:
 
     def _value(self, scores: dict[str, dict[str, Any]]) -> float:
         found = scores.get(self.split, {}).get(self.metric)
-        if not isinstance(found, (int, float)) or isinstance(found, bool) or math.isnan(found):
-            known = ", ".join(f"{s}/{m}" for s, metrics in scores.items() for m, v in metrics.items() if _number(v))
+        if not is_number(found) or math.isnan(found):
+            known = ", ".join(f"{s}/{m}" for s, metrics in scores.items() for m, v in metrics.items() if is_number(v))
             raise ConfigError(
                 f"invalid setting trainer.metric_for_best: {self.name} is not a number this evaluation gives "
                 f"(it gives {known})"
@@ -90,7 +91,3 @@ def _metric(setting: str | None, headline: tuple[str, ...], splits: list[str]) -
             f"are {splits}"
         )
     return split, metric
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -14,7 +14,9 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 
+from bertkit.core.batch import is_number
 from bertkit.core.errors import ConfigError
+from bertkit.core.schema import flatten
 
 TRACKING_DIR = "tracking"
 PACKAGES = {
@@ -47,7 +49,7 @@ def check_trackers(names: list[str]) -> None:
 def start(accelerator: Accelerator, run_name: str, hyperparameters: dict[str, Any]) -> None:
     """Open the run in every tracker (main process), with the flat configuration as its hyperparameters."""
     if accelerator.log_with:
-        accelerator.init_trackers(run_name, config=_scalars(_flat(hyperparameters)))
+        accelerator.init_trackers(run_name, config=_scalars(flatten(hyperparameters)))
 
 
 def log_record(accelerator: Accelerator, record: dict[str, Any]) -> None:
@@ -55,8 +57,8 @@ def log_record(accelerator: Accelerator, record: dict[str, Any]) -> None:
     if not accelerator.log_with:
         return
     values = {f"train/{k}": v for k, v in record.items() if k not in ("step", "epoch", "eval")}
-    values |= {f"eval/{key}": v for key, v in _flat(record.get("eval", {}), "/").items()}
-    numbers = {key: v for key, v in values.items() if _number(v)}
+    values |= {f"eval/{key}": v for key, v in flatten(record.get("eval", {}), "/").items()}
+    numbers = {key: v for key, v in values.items() if is_number(v)}
     if numbers:
         accelerator.log(numbers, step=int(record["step"]))
 
@@ -64,25 +66,11 @@ def log_record(accelerator: Accelerator, record: dict[str, Any]) -> None:
 def finish(accelerator: Accelerator, scores: dict[str, dict[str, Any]], step: int) -> None:
     """The final metrics (the model's, as metrics.json holds them), then close every tracker."""
     if accelerator.log_with:
-        final = {f"final/{key}": v for key, v in _flat(scores, "/").items() if _number(v)}
+        final = {f"final/{key}": v for key, v in flatten(scores, "/").items() if is_number(v)}
         accelerator.log(final, step=step)
         accelerator.end_training()
-
-
-def _flat(tree: dict[str, Any], separator: str = ".", prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, separator, f"{prefix}{key}{separator}")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:
     """Hyperparameters as trackers take them: numbers, strings and booleans (lists as text, None as "None")."""
     return {key: v if isinstance(v, (int, float, str, bool)) else str(v) for key, v in values.items()}
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
