@@ -13,8 +13,8 @@ from typing import Any
 
 import datasets
 
-from bertkit.core.errors import DataError, first_line
-from bertkit.readers.files import FileKey, dataset_from_generator, decoded_lines
+from bertkit.core.errors import DataError
+from bertkit.readers.files import FileKey, dataset_from_generator, decoded_lines, load_hub
 
 WORDS, TAGS, LINE = "words", "tags", "line"
 """A sentence's words, their tags, and the line of its first word in the file (for messages and output)."""
@@ -82,14 +82,11 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
 
 def read_hub(hub_name: str, datasets_cache: str) -> dict[str, datasets.Dataset]:
     """train, validation and test from the Hub (eriktks/conll2003: IOB2 tags as ClassLabel ids)."""
-    try:
-        loaded = datasets.load_dataset(hub_name, cache_dir=datasets_cache)
-    except Exception as error:
-        reason = first_line(error)
-        raise DataError(
-            f"could not load {hub_name} from the Hub: {reason}. Offline? Set data.train_file, "
-            "data.validation_file and data.test_file to CoNLL column files (make finetune-ner CONLL_DIR=...)"
-        ) from None
+    offline = (
+        "Set data.train_file, data.validation_file and data.test_file to CoNLL column files (make finetune-ner "
+        "CONLL_DIR=...)"
+    )
+    loaded = load_hub(hub_name, None, datasets_cache, f"{hub_name} from the Hub", offline)
     splits = {}
     for split in ("train", "validation", "test"):
         rows = loaded[split]

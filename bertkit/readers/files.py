@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import datasets
 import pyarrow as pa
@@ -105,6 +106,19 @@ def load_table(files: list[Path], setting: str, datasets_cache: str, shown: str 
     if builder == "json":
         _check_utf8(rows, shown, len(files), setting)
     return rows
+
+
+def load_hub(
+    name: str, config: str | None, datasets_cache: str, what: str, offline: str, split: str | None = None
+) -> Any:
+    """`datasets.load_dataset` from the Hub; a failure (often: no network) is one line, "could not load <what>:
+    <reason>. Offline? <offline>", naming what to set instead."""
+    try:
+        named = (name,) if config is None else (name, config)
+        chosen = {} if split is None else {"split": split}
+        return datasets.load_dataset(*named, cache_dir=datasets_cache, **chosen)
+    except Exception as error:
+        raise DataError(f"could not load {what}: {first_line(error)}. Offline? {offline}") from None
 
 
 def read_table_file(

@@ -18,8 +18,8 @@ from typing import Any
 
 import datasets
 
-from bertkit.core.errors import DataError, first_line
-from bertkit.readers.files import FileKey, dataset_from_generator
+from bertkit.core.errors import DataError
+from bertkit.readers.files import FileKey, dataset_from_generator, load_hub
 
 
 class SquadVersion(StrEnum):
@@ -165,14 +165,8 @@ def read_hub(hub_name: str | None, version: SquadVersion, datasets_cache: str) -
     """train and validation from the Hub's SQuAD (the same columns as the JSON reader); hub_name None: the
     official SQuAD of that version."""
     name = hub_name or HUB_NAMES[version]
-    try:
-        loaded = datasets.load_dataset(name, cache_dir=datasets_cache)
-    except Exception as error:
-        reason = first_line(error)
-        raise DataError(
-            f"could not load {name} from the Hub: {reason}. Offline? Set data.train_file to a SQuAD JSON file "
-            "(make finetune-squad SQUAD_DIR=/path/to/squad)"
-        ) from None
+    offline = "Set data.train_file to a SQuAD JSON file (make finetune-squad SQUAD_DIR=/path/to/squad)"
+    loaded = load_hub(name, None, datasets_cache, f"{name} from the Hub", offline)
     return {split: _from_hub(loaded[split]) for split in ("train", "validation")}
 
 

@@ -31,11 +31,11 @@ import torch
 from transformers import BertForMultipleChoice, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
-from bertkit.core.errors import DataError, first_line
+from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path, require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
-from bertkit.readers.files import read_table_file, row_location
+from bertkit.readers.files import load_hub, read_table_file, row_location
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import CardFacts, Task
 from bertkit.tasks.fine_tuning import BadRows, FineTuningDataConfig, first_rows, map_processes, tsv, warn_if_truncated
@@ -227,13 +227,8 @@ def _raw_splits(cfg: MultipleChoiceDataConfig, datasets_cache: str) -> tuple[dic
 
 
 def _load_hub(cfg: MultipleChoiceDataConfig, datasets_cache: str) -> datasets.DatasetDict:
-    try:
-        return datasets.load_dataset(cfg.hub_name, cfg.hub_config, cache_dir=datasets_cache)
-    except Exception as error:
-        raise DataError(
-            f"could not load {cfg.hub_name} from the Hub: {first_line(error)}. Offline? Set data.train_file (and "
-            "data.validation_file) to files, e.g. SWAG's train.csv and val.csv"
-        ) from None
+    offline = "Set data.train_file (and data.validation_file) to files, e.g. SWAG's train.csv and val.csv"
+    return load_hub(cfg.hub_name, cfg.hub_config, datasets_cache, f"{cfg.hub_name} from the Hub", offline)
 
 
 def _check_columns(rows: datasets.Dataset, cfg: MultipleChoiceDataConfig, where: str, needs_answer: bool) -> None:

@@ -17,8 +17,9 @@ import numpy as np
 from omegaconf import MISSING
 
 from bertkit.core.batch import Scores
-from bertkit.core.errors import DataError, first_line
+from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path
+from bertkit.readers.files import load_hub
 from bertkit.readers.glue_tsv import INDEX, TEXT, TEXT_PAIR, TsvLayout, count_bad_rows, read_tsv
 from bertkit.tasks.classification.scores import glue_scores
 from bertkit.tasks.classification.task import (
@@ -288,14 +289,9 @@ def read_hub(cfg: GlueDataConfig, info: GlueTaskInfo, datasets_cache: str) -> Se
 
 
 def _load_hub(cfg: GlueDataConfig, config_name: str, datasets_cache: str) -> datasets.DatasetDict:
-    try:
-        return datasets.load_dataset(cfg.hub_name, config_name, cache_dir=datasets_cache)
-    except Exception as error:
-        reason = first_line(error)
-        raise DataError(
-            f"could not load GLUE {config_name} from the Hub ({cfg.hub_name}): {reason}. Offline? Point "
-            "data.glue_dir at GLUE in its original layout (make finetune-glue GLUE_DIR=/path/to/glue_data)"
-        ) from None
+    what = f"GLUE {config_name} from the Hub ({cfg.hub_name})"
+    offline = "Point data.glue_dir at GLUE in its original layout (make finetune-glue GLUE_DIR=/path/to/glue_data)"
+    return load_hub(cfg.hub_name, config_name, datasets_cache, what, offline)
 
 
 def _hub_rows(rows: datasets.Dataset, info: GlueTaskInfo, cfg: GlueDataConfig, labeled: bool) -> datasets.Dataset:

@@ -20,13 +20,14 @@ import blingfire
 import datasets
 import pyarrow as pa
 
-from bertkit.core.errors import DataError, first_line
+from bertkit.core.errors import DataError
 from bertkit.readers.files import (
     TABLE_FORMATS,
     dataset_from_generator,
     decoded_lines,
     expand_paths,
     file_keys,
+    load_hub,
     load_table,
 )
 from bertkit.tasks.pretraining.config import CorpusSource, PretrainCorpusConfig
@@ -174,14 +175,10 @@ def _load_local_rows(cfg: PretrainCorpusConfig, datasets_cache: str) -> datasets
 
 
 def _load_hub_rows(cfg: PretrainCorpusConfig, datasets_cache: str) -> datasets.Dataset:
-    try:
-        rows = datasets.load_dataset(cfg.hub_name, cfg.hub_config, split=cfg.hub_split, cache_dir=datasets_cache)
-    except Exception as error:
-        reason = first_line(error)
-        raise DataError(
-            f"could not load Hub dataset {cfg.hub_name!r} (data.hub_name, config {cfg.hub_config!r}): "
-            f"{reason}. Offline? Save it as files and use data.source=local data.paths=[...]"
-        ) from None
+    assert cfg.hub_name is not None  # the schema requires it for data.source=hub
+    what = f"Hub dataset {cfg.hub_name!r} (data.hub_name, config {cfg.hub_config!r})"
+    offline = "Save it as files and use data.source=local data.paths=[...]"
+    rows = load_hub(cfg.hub_name, cfg.hub_config, datasets_cache, what, offline, split=cfg.hub_split)
     if cfg.text_column not in rows.column_names:
         raise DataError(
             f"Hub dataset {cfg.hub_name}: no column {cfg.text_column!r} (data.text_column); "
