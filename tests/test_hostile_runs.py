@@ -185,15 +185,22 @@ def test_a_checkpoint_of_another_architecture_stops_the_run(ft, tmp_path, tiny_c
     assert not (tmp_path / "run").exists()
 
 
+def misdescribed_checkpoint(folder: Path, tokenizer_from: Path, sizes: dict, claimed: dict) -> Path:
+    """A BERT checkpoint (weights of `sizes`, the tiny tokenizer) whose config.json then claims `claimed`."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
+    shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64} | sizes
+    BertForPreTraining(BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, **shape)).save_pretrained(
+        folder
+    )
+    tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | claimed))
+    return folder
+
+
 def test_a_bert_checkpoint_whose_weights_do_not_fit_stops_the_run(ft, tmp_path, tiny_checkpoint):
     """A config.json that does not describe its weights (other sizes): the encoder would start from random."""
-    odd = tmp_path / "odd"
-    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    BertForPreTraining(BertConfig(vocab_size=len(tokenizer), hidden_size=48, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=128)).save_pretrained(odd)  # fmt: skip
-    tokenizer.save_pretrained(odd)
-    config = json.loads((odd / "config.json").read_text())
-    (odd / "config.json").write_text(json.dumps(config | {"hidden_size": 32}))
+    odd = misdescribed_checkpoint(tmp_path / "odd", tiny_checkpoint, {"hidden_size": 48}, {"hidden_size": 32})
     data = write_csv(tmp_path / "train.csv", ["0", "1"])
     overrides = ft(data, f"model.name_or_path={odd}")
     fails(ModelError, r"has no usable weights for bert\.embeddings, bert\.encoder: its weights do not fit", overrides)
@@ -201,13 +208,7 @@ def test_a_bert_checkpoint_whose_weights_do_not_fit_stops_the_run(ft, tmp_path, 
 
 def test_encoder_weights_left_over_stop_the_run(ft, tmp_path, tiny_checkpoint):
     """A config.json with fewer layers than its weights would train a truncated encoder."""
-    cut = tmp_path / "cut"
-    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    BertForPreTraining(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=128)).save_pretrained(cut)  # fmt: skip
-    tokenizer.save_pretrained(cut)
-    config = json.loads((cut / "config.json").read_text())
-    (cut / "config.json").write_text(json.dumps(config | {"num_hidden_layers": 1}))
+    cut = misdescribed_checkpoint(tmp_path / "cut", tiny_checkpoint, {}, {"num_hidden_layers": 1})
     data = write_csv(tmp_path / "train.csv", ["0", "1"])
     fails(
         ModelError,
