@@ -16,9 +16,12 @@ from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from bertkit.config import RunConfig
 from bertkit.core.atomic import atomic_write
+from bertkit.core.batch import is_number
+from bertkit.core.errors import ConfigError
 from bertkit.core.result import TrainResult
 from bertkit.core.task import TaskData
 from bertkit.tasks.base import CardFacts, Task
+from bertkit.tasks.registry import RECIPE_KEY, recipe_record
 
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
@@ -34,6 +37,19 @@ def read_scores(run_dir: Path) -> dict[str, dict[str, Any]]:
 def scores_of(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The per-split scores of a metrics.json, without what else it records."""
     return {split: scores for split, scores in metrics.items() if split not in NOT_SCORES}
+
+
+def objective_value(run_dir: Path, metric: str | None) -> float:
+    """The score a hyperparameter search optimizes: `metric` (split/name) of the run's metrics.json, or, for
+    None, its headline metric."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    name = metric or metrics.get("headline_metric", "")
+    split, _, key = name.partition("/")
+    value = scores_of(metrics).get(split, {}).get(key)
+    if not is_number(value):
+        known = [f"{s}/{k}" for s, scores in scores_of(metrics).items() for k, v in scores.items() if is_number(v)]
+        raise ConfigError(f"invalid setting optimized_metric: {name!r} is not a score of this run ({known[:12]})")
+    return float(value)
 
 
 def write_results(
@@ -67,15 +83,19 @@ def write_results(
     metrics |= {"stopped_early": result.stopped_early} if result.stopped_early else {}
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     card = model_card(run, result, task, data, fresh_modules)
-    save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, card)
+    recipe = {RECIPE_KEY: recipe_record(run.data)}
+    save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, card, recipe)
     plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", task.headline_metrics)
     return metrics
 
 
-def save_model(model, state_dict, tokenizer: PreTrainedTokenizerBase, folder: Path, card: str) -> None:
+def save_model(
+    model, state_dict, tokenizer: PreTrainedTokenizerBase, folder: Path, card: str, recipe: dict[str, Any]
+) -> None:
     """save_pretrained (safetensors) + tokenizer + README.md, written beside and swapped in when complete.
 
-    `state_dict` holds the full weights gathered from every process (FSDP and DeepSpeed shard them)."""
+    `state_dict` holds the full weights gathered from every process (FSDP and DeepSpeed shard them); `recipe`
+    joins config.json's task_specific_params (how the data was read, for `bertkit predict`)."""
     staging = folder.with_name(folder.name + ".tmp")
     model.save_pretrained(staging, state_dict=state_dict, safe_serialization=True)
     # bertkit's speed-ups subclass transformers' models; the folder names the transformers class,
@@ -84,6 +104,7 @@ def save_model(model, state_dict, tokenizer: PreTrainedTokenizerBase, folder: Pa
     config_path = staging / "config.json"
     config = json.loads(config_path.read_text())
     config["architectures"] = [exported]
+    config["task_specific_params"] = {**(config.get("task_specific_params") or {}), **recipe}
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tokenizer.save_pretrained(staging)
     (staging / "README.md").write_text(card)

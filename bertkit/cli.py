@@ -1,5 +1,6 @@
 """The `bertkit` command: what to do with a trained model (training itself is `bertkit-train` / train.py).
 
+bertkit predict MODEL_DIR INPUT [--output FILE] [data.KEY=VALUE ...]
 bertkit export MODEL_DIR --format onnx --output DIR
 """
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = {"export": "bertkit.export"}
+COMMANDS = {"predict": "bertkit.predict", "export": "bertkit.export"}
 
 
 def main(argv: list[str] | None = None) -> int:

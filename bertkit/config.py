@@ -34,6 +34,9 @@ class RunConfig:
     """Run directory; defaults to outputs/<name>/seed<seed> so that every process agrees on it."""
     cache_dir: str = resumable(MISSING)
     """Preprocessed corpora and trained tokenizers, shared by runs (BERTKIT_CACHE overrides)."""
+    optimized_metric: str | None = None
+    """What a hyperparameter search (hparams_search=optuna) optimizes, as split/metric of metrics.json (e.g.
+    validation/accuracy); None: the run's headline metric."""
     if TYPE_CHECKING:
         data: DataConfig = MISSING
     else:
@@ -43,6 +46,11 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self) -> None:
+        require(
+            self.optimized_metric is None or "/" in self.optimized_metric,
+            "optimized_metric",
+            f"{self.optimized_metric!r} is not split/metric (e.g. validation/accuracy)",
+        )
         positions = self.model.max_position_embeddings
         if isinstance(self.data, DataConfig) and self.model.name_or_path is None and positions is not None:
             require(
@@ -77,18 +85,25 @@ def suffix_unless(value: Any, default: Any) -> str:
 
 
 def swept_settings() -> str:
-    """`${swept:}`: in a Hydra multirun, "key=value,.../" of the settings the sweep varies (the seed aside), so
-    that its jobs never share a run directory; "" otherwise."""
+    """`${swept:}`: in a Hydra multirun, "key=value,.../" of the settings this job was given beyond those typed
+    once for every job (a sweep's values, or a search's trial), the seed aside, so that its jobs never share a
+    run directory; "" otherwise."""
     try:
         hydra = HydraConfig.get()
     except ValueError:  # composed outside a Hydra job (tests, the API)
         return ""
     if hydra.mode != RunMode.MULTIRUN:
         return ""
-    given = [arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
-    swept = {o.get_key_element() for o in OverridesParser.create().parse_overrides(given) if o.is_sweep_override()}
-    job = [o for o in OverridesParser.create().parse_overrides(list(hydra.overrides.task))]
-    parts = [f"{o.get_key_element()}={o.value()}" for o in job if o.get_key_element() in swept - {"seed"}]
+    parser = OverridesParser.create()
+    typed = [arg for arg in sys.argv[1:] if ("=" in arg or arg.startswith("~")) and not arg.startswith("-")]
+    common = {(o.get_key_element(), o.get_value_element_as_str()) for o in parser.parse_overrides(typed)
+              if not o.is_sweep_override()}  # fmt: skip
+    job = parser.parse_overrides(list(hydra.overrides.task))
+    parts = [
+        f"{o.get_key_element()}={o.value()}"
+        for o in job
+        if (o.get_key_element(), o.get_value_element_as_str()) not in common and o.get_key_element() != "seed"
+    ]
     return ",".join(parts) + "/" if parts else ""
 
 

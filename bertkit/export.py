@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import transformers
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from bertkit.core.errors import BertkitError, ModelError, missing_checkpoint_message
+from bertkit.core.errors import BertkitError, ModelError
+from bertkit.model import load_trained
 
 TRACE_TEXTS = ["A short sentence.", "A second, rather longer sentence to trace the model with."]
 CHECK_TEXTS = ["Checked on other inputs:", "three of them,", "of other lengths than the traced ones, to be sure."]
@@ -31,7 +31,7 @@ CHECK_TEXTS = ["Checked on other inputs:", "three of them,", "of other lengths t
 
 def export_onnx(model_dir: str, output: Path, tolerance: float = 1e-4) -> dict[str, Any]:
     """model.onnx, the tokenizer and config.json in `output`; returns the report (parity, sizes, timing)."""
-    model, tokenizer = _load(model_dir)
+    model, tokenizer = load_trained(model_dir)
     traced = _inputs(tokenizer, model, TRACE_TEXTS)
     names: list[str] = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in traced]
     with torch.no_grad():
@@ -54,20 +54,6 @@ def export_onnx(model_dir: str, output: Path, tolerance: float = 1e-4) -> dict[s
     if difference > tolerance:
         raise ModelError(f"{output / 'model.onnx'}: outputs differ from PyTorch's by {difference:.3g} (> {tolerance})")
     return report
-
-
-def _load(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    try:
-        config = AutoConfig.from_pretrained(model_dir)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except (OSError, ValueError) as error:
-        raise ModelError(missing_checkpoint_message("MODEL_DIR", model_dir, error)) from None
-    architecture = (getattr(config, "architectures", None) or [None])[0]
-    model_class = getattr(transformers, architecture, None) if architecture else None
-    if model_class is None:
-        raise ModelError(f"MODEL_DIR={model_dir!r}: config.json names no transformers model class (architectures)")
-    model = model_class.from_pretrained(model_dir, dtype=torch.float32).eval()
-    return model, tokenizer
 
 
 def _inputs(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, texts: list[str]) -> dict[str, torch.Tensor]:

@@ -4,7 +4,8 @@
 
 What `make finetune-glue TASK=all` runs. Each task is a separate `accelerate launch` of
 `+experiment=glue_<task>` (so a failure in one task leaves the others' results), and the summary
-(`glue_summary.md` and `glue_summary.json`) gathers the official dev scores from each run's metrics.json.
+(`glue_summary.md` and `glue_summary.json`) gathers the official dev scores of each run as `bertkit.summarize`
+reads runs (config.yaml and metrics.json), naming the model each run's config.yaml says it trained.
 With --summary-only, no training happens: the table is rebuilt from the runs already on disk.
 """
 
@@ -21,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from bertkit import config
+from bertkit import config, summarize
 from bertkit.tasks.classification.glue import TASKS, GlueTask, task_is_present
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,11 +93,11 @@ def _row(task: GlueTask, run_dir: Path, status: str) -> dict[str, Any]:
     if status != "ok" or not metrics_file.is_file():
         row["status"] = status if status != "ok" else f"no metrics.json in {run_dir}"
         return row
-    row["model"] = OmegaConf.load(run_dir / "config.yaml").model.name_or_path
-    metrics = json.loads(metrics_file.read_text())
+    run = summarize.read_run(run_dir)
+    row["model"] = run["settings"].get("model.name_or_path")
     for split in TASKS[task].evaluation:
-        scores = metrics.get(split, {})
-        row[split] = {name: scores[name] for name in TASKS[task].headline if name in scores}
+        found = {name: run["scores"].get(f"{split}/{name}") for name in TASKS[task].headline}
+        row[split] = {name: value for name, value in found.items() if value is not None}
     return row
 
 

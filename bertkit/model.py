@@ -7,7 +7,8 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 import torch
-from transformers import AutoConfig, BertConfig, PreTrainedModel
+import transformers
+from transformers import AutoConfig, AutoTokenizer, BertConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from bertkit.core.errors import ModelError, missing_checkpoint_message
 from bertkit.core.task import Head, TaskSpec
@@ -134,3 +135,19 @@ def _from_checkpoint(cfg: ModelConfig, head: Head, config: BertConfig) -> BuiltM
             ", ".join(fresh_modules),
         )
     return BuiltModel(model, fresh_modules)
+
+
+def load_trained(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A trained model folder (or Hub id) in the transformers class its config.json names, in eval mode, with
+    its tokenizer; what cannot be read is one line naming MODEL_DIR."""
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as error:
+        raise ModelError(missing_checkpoint_message("MODEL_DIR", model_dir, error)) from None
+    architecture = (getattr(config, "architectures", None) or [None])[0]
+    model_class = getattr(transformers, architecture, None) if architecture else None
+    if model_class is None:
+        raise ModelError(f"MODEL_DIR={model_dir!r}: config.json names no transformers model class (architectures)")
+    model = model_class.from_pretrained(model_dir, dtype=torch.float32).eval()
+    return model, tokenizer

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from bertkit.artifacts import scores_of
@@ -39,7 +40,7 @@ def find_runs(folders: list[Path]) -> list[Path]:
 
 def summarize(runs: list[Path]) -> dict[str, Any]:
     """Groups of runs with the same settings (seed aside), the statistics of each metric over their seeds."""
-    records = [_record(run) for run in runs]
+    records = [read_run(run) for run in runs]
     keys = {key for record in records for key in record["settings"]}
     differing = sorted(k for k in keys if len({str(r["settings"].get(k)) for r in records}) > 1)
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -52,7 +53,9 @@ def summarize(runs: list[Path]) -> dict[str, Any]:
     return {"settings_that_differ": differing, "headline_metric": headline, "best": best, "groups": rows}
 
 
-def _record(run: Path) -> dict[str, Any]:
+def read_run(run: Path) -> dict[str, Any]:
+    """A finished run as the tables see it: its settings (flat, seed and paths aside), its numeric scores as
+    "split/metric" (counts aside), its seed and its headline metric."""
     settings = flatten(OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True))
     metrics = json.loads((run / "metrics.json").read_text())
     scores = {
@@ -131,8 +134,9 @@ def write(summary: dict[str, Any], folder: Path) -> None:
     (folder / f"{SUMMARY}.md").write_text(markdown(summary))
 
 
-class SweepSummary:
-    """Hydra callback: at the end of a multirun, the summary of its runs in the sweep folder."""
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, the summary of its runs in the sweep folder (the other hooks,
+    Callback's, do nothing)."""
 
     def on_multirun_end(self, config: DictConfig, **_: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))

@@ -18,8 +18,9 @@ if __name__ == "__main__" and not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
-from transformers import PretrainedConfig
 
 from bertkit import artifacts, config, model, run_dir, tokenizer
 from bertkit.core.errors import BertkitError
@@ -60,7 +61,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     plan = run_dir.plan(run_cfg, inputs)
     evaluate_only = run_cfg.trainer.max_steps == 0
     if evaluate_only and run_cfg.model.name_or_path is not None:
-        task.use_checkpoint_labels(_checkpoint_labels(run_cfg.model.name_or_path, architecture))
+        task.use_checkpoint_labels(CheckpointLabels.of(run_cfg.model.name_or_path, architecture))
     accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed, plan.run_dir)
     if accelerator.is_main_process:
         run_dir.check_writable(plan.run_dir)
@@ -97,22 +98,20 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     return result.scores
 
 
-def _checkpoint_labels(checkpoint: str, architecture: PretrainedConfig) -> CheckpointLabels:
-    names = tuple(str(architecture.id2label[i]) for i in sorted(architecture.id2label))
-    regression = getattr(architecture, "problem_type", None) == "regression"
-    return CheckpointLabels(checkpoint=checkpoint, names=names, regression=regression)
-
-
 class _Progress:
     task_started = False
     """Set once Hydra hands over the composed config: an exit status 1 before it is one of Hydra's errors."""
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """One run; in a multirun, returns the score a search sweeper (Optuna) optimizes."""
     _Progress.task_started = True
     try:
         run(cfg)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return artifacts.objective_value(Path(cfg.output_dir), cfg.get("optimized_metric"))
+        return None
     except Interrupted as stopped:
         print(f"bertkit: {stopped}", file=sys.stderr)
         sys.exit(128 + stopped.signum)  # the shell's convention for a process ended by that signal

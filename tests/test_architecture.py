@@ -25,11 +25,12 @@ LAYERS = {
     "bertkit.run_dir": 6,  # which run a folder holds, claiming it, its record
     "bertkit.metrics": 6,  # evaluate adapters over the tasks' score functions
     "bertkit.train": 7,
-    "bertkit.glue_suite": 7,
     "bertkit.launch": 7,
     "bertkit.summarize": 7,
     "bertkit.export": 7,
+    "bertkit.predict": 7,
     "bertkit.cli": 8,
+    "bertkit.glue_suite": 8,  # runs train.py per task, then summarizes them
 }
 SHARED_BY_TASKS = {"bertkit.tasks.base", "bertkit.tasks.fine_tuning"}
 MAX_FUNCTION_LINES = 60

@@ -65,3 +65,22 @@ def test_a_multirun_gives_each_setting_its_folder_and_ends_with_the_summary(tmp_
     summary = json.loads((sweep / "sweep_summary.json").read_text())
     assert [row["seeds"] for row in summary["groups"]] == [[1, 2], [1, 2]]
     assert summary["headline_metric"] == "heldout/mlm_accuracy"
+
+
+@pytest.mark.slow
+def test_an_optuna_search_gives_each_trial_its_folder_and_optimizes_the_headline_metric(tmp_path, cache_dir):
+    """`python bertkit/train.py -m ... hparams_search=optuna hydra.sweeper.n_trials=2`: two trials, two folders."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    args = [sys.executable, str(ROOT / "bertkit" / "train.py"), "-m", *TINY_OVERRIDES, "trainer.max_steps=2",
+            f"cache_dir={cache_dir}", "name=search", "hparams_search=optuna", "hydra.sweeper.n_trials=2"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sweep = tmp_path / "outputs" / "search"
+    runs = sorted(p.parent for p in sweep.rglob("metrics.json"))
+    assert len(runs) == 2 and runs[0] != runs[1]
+    assert all(str(run.relative_to(sweep)).startswith("trainer.learning_rate=") for run in runs)
+    scores = [json.loads((run / "metrics.json").read_text())["heldout"]["mlm_accuracy"] for run in runs]
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(max(scores))
+    assert (sweep / "sweep_summary.md").is_file()

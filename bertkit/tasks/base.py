@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import datasets
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
@@ -72,6 +73,12 @@ class CheckpointLabels:
     names: tuple[str, ...]
     regression: bool
 
+    @classmethod
+    def of(cls, checkpoint: str, config: PretrainedConfig) -> CheckpointLabels:
+        """The labels a checkpoint's config.json names (id2label), and whether its head regresses."""
+        names = tuple(str(config.id2label[i]) for i in sorted(config.id2label))
+        return cls(checkpoint=checkpoint, names=names, regression=getattr(config, "problem_type", None) == "regression")
+
     @property
     def placeholders(self) -> bool:
         """Only transformers' LABEL_0, LABEL_1, ...: the checkpoint does not say what its ids mean."""
@@ -86,6 +93,28 @@ class CheckpointLabels:
             f"{where} has label(s) {unknown[:5]} that model.name_or_path={self.checkpoint!r} does not know (its "
             f"labels: {list(self.names)[:20]}); evaluating (trainer.max_steps=0) uses the checkpoint's labels"
         )
+
+
+PREDICTED = "input"
+"""The split name of a file given to `bertkit predict`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prediction:
+    """A file to predict with a trained model (`bertkit predict`), read and tokenized as the task reads its own
+    files, and the task's way from the model's outputs to predictions, their files and their records."""
+
+    inputs: datasets.Dataset
+    """The model's inputs, one row per feature (an example may have several: windows)."""
+    collate: Callable[[list[dict[str, Any]]], Batch]
+    examples: int
+    """Examples as the user counts them (rows, sentences, questions)."""
+    gather: Callable[[Batch, Any], dict[str, torch.Tensor]]
+    decode: Callable[[Gathered], Any]
+    files: Callable[[Any], dict[str, str]]
+    """Decoded predictions -> {file name: text}, the files training writes under predictions/."""
+    records: Callable[[Any], list[dict[str, Any]]]
+    """Decoded predictions -> one JSON object per example (JSON Lines output)."""
 
 
 class Task(ABC, Generic[ConfigT]):
@@ -136,6 +165,27 @@ class Task(ABC, Generic[ConfigT]):
     def prediction_files(self, split: str, decoded: Any) -> dict[str, str]:
         """{file name under predictions/: text} for one split's predictions."""
         return {}
+
+    def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:
+        """A file to predict with the checkpoint of `use_checkpoint_labels`, as `bertkit predict` reads it (the
+        task's own input formats); `top_k`: alternatives shown per prediction, where the task has them."""
+        raise DataError(f"{path}: bertkit predict reads no files for {type(self).__name__}")
+
+    def prediction_records(self, split: str, decoded: Any) -> list[dict[str, Any]]:
+        """One JSON object per example of a split's predictions (`bertkit predict`'s JSON Lines)."""
+        raise NotImplementedError
+
+    def prediction(self, inputs: datasets.Dataset, collate: Callable, examples: int) -> Prediction:
+        """The Prediction of a file read as split PREDICTED, with this task's gather, decode and writers."""
+        return Prediction(
+            inputs=inputs,
+            collate=collate,
+            examples=examples,
+            gather=self.gather,
+            decode=lambda gathered: self.decode(PREDICTED, gathered),
+            files=lambda decoded: self.prediction_files(PREDICTED, decoded),
+            records=lambda decoded: self.prediction_records(PREDICTED, decoded),
+        )
 
     @property
     @abstractmethod

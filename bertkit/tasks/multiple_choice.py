@@ -37,7 +37,7 @@ from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.files import load_hub, read_table_file, row_location
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import CardFacts, Task
+from bertkit.tasks.base import PREDICTED, CardFacts, Prediction, Task
 from bertkit.tasks.fine_tuning import BadRows, FineTuningDataConfig, first_rows, map_processes, tsv, warn_if_truncated
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,8 @@ class Choices:
 
     chosen: np.ndarray
     answers: np.ndarray | None
+    probabilities: np.ndarray
+    """Each choice's probability (softmax of the scores), one row per question."""
 
 
 class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
@@ -158,7 +160,35 @@ class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
         return gathered
 
     def decode(self, split: str, gathered: Gathered) -> Choices:
-        return Choices(chosen=gathered["logits"].argmax(axis=-1), answers=gathered.get("labels"))
+        logits = gathered["logits"]
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+        return Choices(chosen=logits.argmax(axis=-1), answers=gathered.get("labels"), probabilities=probabilities)
+
+    def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:
+        """Questions in any layout training reads (the same data.* column settings); answers, if there, kept."""
+        rows = read_table_file(path, "INPUT", str(cache_dir / "datasets")).flatten()
+        _check_columns(rows, self.cfg, path, needs_answer=False)
+        questions = read_questions(rows, self.cfg, path, labeled=_has_answers(rows, self.cfg.answer_column))
+        _check_choice_counts({PREDICTED: questions}, PREDICTED)
+        self.questions = {PREDICTED: questions}
+        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length)
+        encoded = encode(questions, tokenizer, self.cfg, key)
+        log.info("%s: %s", path, ", ".join(f"{k}={v}" for k, v in split_stats(questions, encoded, 0).items()))
+        inputs = encoded.select_columns([c for c in MODEL_COLUMNS if c in encoded.column_names])
+        return self.prediction(inputs, ChoicePadding(tokenizer, self.cfg.pad_to_multiple_of), len(questions))
+
+    def prediction_records(self, split: str, decoded: Choices) -> list[dict[str, Any]]:
+        """id, question, the chosen option's label and text, and every option's probability."""
+        records = []
+        for row, question in enumerate(self.questions[split]):
+            chosen, labels = int(decoded.chosen[row]), question[CHOICE_LABELS]
+            records.append({
+                "id": question[ID], "question": question[QUESTION], "prediction": labels[chosen],
+                "choice": question[CHOICES][chosen],
+                "probabilities": dict(zip(labels, map(float, decoded.probabilities[row]), strict=True)),
+            })  # fmt: skip
+        return records
 
     def score(self, split: str, decoded: Choices) -> Scores:
         assert decoded.answers is not None, f"{split} has no answers to score"
@@ -377,15 +407,16 @@ def _answer_index(text: str, choices: list[str], labels: list[str], column: str)
     raise _BadRow(f"the answer {text!r} ({column!r}) is no choice's index, label or text")
 
 
-def _check_choice_counts(splits: dict[str, datasets.Dataset]) -> None:
-    """Every question of every split must have as many choices as the first training question."""
-    expected = len(splits["train"][0][CHOICES])
+def _check_choice_counts(splits: dict[str, datasets.Dataset], first: str = "train") -> None:
+    """Every question of every split must have as many choices as the first question of split `first`."""
+    expected = len(splits[first][0][CHOICES])
+    which = "training" if first == "train" else first
     for name, rows in splits.items():
         counts = [len(choices) for choices in rows[CHOICES]]
         odd = next((i for i, count in enumerate(counts) if count != expected), None)
         if odd is not None:
             raise DataError(
-                f"{name} split: question {rows[odd][ID]} has {counts[odd]} choices where the first training "
+                f"{name} split: question {rows[odd][ID]} has {counts[odd]} choices where the first {which} "
                 f"question has {expected}; every question needs the same number"
             )
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
+from enum import Enum
 from typing import Any
 
+from transformers import PretrainedConfig
+
+from bertkit.core.errors import ModelError
+from bertkit.core.schema import INPUT, RESUMABLE
 from bertkit.tasks.base import Task
 from bertkit.tasks.classification.custom import CustomClassification, CustomDataConfig
 from bertkit.tasks.classification.glue import GlueClassification, GlueDataConfig
@@ -41,3 +47,47 @@ def task_for(cfg: DataConfig) -> Task[Any]:
         if type(cfg) is schema:
             return task(cfg)
     raise TypeError(f"no task for data config {type(cfg).__name__}")
+
+
+RECIPE_KEY = "bertkit"
+"""Where in config.json's task_specific_params a model folder records the data recipe it was trained with."""
+_NOT_RECORDED = frozenset({"max_train_samples", "max_eval_samples", "predict"})
+_BY_HEAD = {
+    # a checkpoint without a record (from the Hub, or older bertkit): its head's task
+    "ForSequenceClassification": "custom_schema",
+    "ForTokenClassification": "ner_schema",
+    "ForQuestionAnswering": "squad_schema",
+    "ForMultipleChoice": "multiple_choice_schema",
+    "ForMaskedLM": "pretrain_corpus_schema",
+    "ForPreTraining": "pretrain_corpus_schema",
+}
+
+
+def recipe_record(cfg: DataConfig) -> dict[str, Any]:
+    """The data recipe as a model folder records it, so `bertkit predict` reads files the way training did: the
+    schema's name and its settings, without input paths, sample limits and bookkeeping."""
+    name = next(name for name, (schema, _) in TASKS.items() if type(cfg) is schema)
+    settings = {}
+    for spec in fields(cfg):
+        value = getattr(cfg, spec.name)
+        if spec.metadata.get(INPUT) or spec.metadata.get(RESUMABLE) or spec.name in _NOT_RECORDED:
+            continue
+        if not is_dataclass(value):
+            settings[spec.name] = value.name if isinstance(value, Enum) else value
+    return {"schema": name, "data": settings}
+
+
+def recorded_recipe(config: PretrainedConfig, checkpoint: str) -> tuple[type, type[Task[Any]], dict[str, Any]]:
+    """(data schema, task, recorded settings) of a checkpoint: its record, or, without one, the task of its head
+    with the schema's defaults."""
+    record = (getattr(config, "task_specific_params", None) or {}).get(RECIPE_KEY)
+    if record and record.get("schema") in TASKS:
+        return (*TASKS[record["schema"]], dict(record.get("data", {})))
+    architecture = (getattr(config, "architectures", None) or [""])[0]
+    name = next((name for suffix, name in _BY_HEAD.items() if architecture.endswith(suffix)), None)
+    if name is None:
+        raise ModelError(
+            f"{checkpoint}: config.json names the model class {architecture!r}, which bertkit cannot predict with "
+            f"(heads it can: {', '.join(_BY_HEAD)})"
+        )
+    return (*TASKS[name], {})

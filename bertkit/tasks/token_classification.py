@@ -12,6 +12,7 @@ tagged consistently.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import datasets
 import numpy as np
 import torch
 from seqeval.metrics import accuracy_score, classification_report
+from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2
 from transformers import BertForTokenClassification, PreTrainedTokenizerBase
 
@@ -29,9 +31,9 @@ from bertkit.core.schema import input_path, require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.conll import LINE, TAGS, WORDS, read_columns, read_hub
-from bertkit.readers.files import file_keys
+from bertkit.readers.files import decoded_lines, file_keys
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import CardFacts, Task, pipeline_usage
+from bertkit.tasks.base import PREDICTED, CardFacts, Prediction, Task, pipeline_usage
 from bertkit.tasks.fine_tuning import DynamicPadding, FineTuningDataConfig, first_rows, map_processes
 
 log = logging.getLogger(__name__)
@@ -90,15 +92,10 @@ class TokenClassificationTask(Task[NerDataConfig]):
         sentences, origin = _read(self.cfg, str(cache_dir / "datasets"))
         self.labels = tag_set(sentences["train"])
         if self.checkpoint_labels is not None:
-            if self.checkpoint_labels.placeholders:
-                raise DataError(
-                    f"model.name_or_path={self.checkpoint_labels.checkpoint!r} names its tags LABEL_0, LABEL_1, ... "
-                    "only, so which tag each id means is unknown; evaluate a checkpoint whose config.json names them"
-                )
             unknown = self.checkpoint_labels.unknown(self.labels)
             if unknown:
                 raise self.checkpoint_labels.refuse(unknown, self.cfg.train_file or f"{self.cfg.hub_name} train")
-            self.labels = self.checkpoint_labels.names
+            self.labels = self._checkpoint_tags()
         sentences["train"] = first_rows(sentences["train"], self.cfg.max_train_samples)
         for split in ("validation", "test"):
             if split in sentences:
@@ -127,6 +124,40 @@ class TokenClassificationTask(Task[NerDataConfig]):
             description=f"NER from {origin}",
         )
 
+    def _checkpoint_tags(self) -> tuple[str, ...]:
+        assert self.checkpoint_labels is not None
+        if self.checkpoint_labels.placeholders:
+            raise DataError(
+                f"model.name_or_path={self.checkpoint_labels.checkpoint!r} names its tags LABEL_0, LABEL_1, ... "
+                "only, so which tag each id means is unknown; use a checkpoint whose config.json names them"
+            )
+        return self.checkpoint_labels.names
+
+    def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:
+        """Raw text (a sentence per line, split into words by the tokenizer's pre-tokenizer) or a CoNLL column
+        file (words in the first column; tags, if there, checked and kept beside the predictions)."""
+        if not tokenizer.is_fast:
+            raise DataError("NER features need the word ids of a fast tokenizer")
+        self.labels = self._checkpoint_tags()
+        sentences = read_for_prediction(path, self.cfg, tokenizer, str(cache_dir / "datasets"))
+        tagged = TAGS in sentences.column_names
+        if tagged:
+            check_tags(sentences, self.labels, path)
+        else:  # placeholder tags for the feature builder; the file has none
+            sentences = sentences.map(lambda row: {TAGS: [self.labels[0]] * len(row[WORDS])})
+        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length, self.cfg.stride,
+                          self.cfg.label_all_subtokens, self.labels)  # fmt: skip
+        features = _features(sentences, tokenizer, self.cfg, self.labels, key)
+        log.info("%s: %s", path, ", ".join(f"{k}={v}" for k, v in split_stats(sentences, features).items()))
+        self.decoders = {PREDICTED: WordTags(sentences, features, self.labels, tagged)}
+        collate = DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS, token_labels=True)
+        return self.prediction(features.select_columns(MODEL_COLUMNS[:-1]), collate, len(sentences))
+
+    def prediction_records(self, split: str, decoded: list[list[str]]) -> list[dict[str, Any]]:
+        """Per sentence: its text (a raw line, or the words joined by spaces), words, tags and entity spans
+        (type, characters in the text, words, text)."""
+        return self.decoders[split].records(decoded)
+
     @property
     def headline_metrics(self) -> tuple[str, ...]:
         return ("f1",)
@@ -150,7 +181,9 @@ class TokenClassificationTask(Task[NerDataConfig]):
         return self.decoders[split].tags(gathered)
 
     def score(self, split: str, decoded: list[list[str]]) -> Scores:
-        return {**entity_scores(decoded, self.decoders[split].gold), "sentences": len(decoded)}
+        gold = self.decoders[split].gold
+        assert gold is not None, f"{split} has no tags to score"
+        return {**entity_scores(decoded, gold), "sentences": len(decoded)}
 
     def prediction_files(self, split: str, decoded: list[list[str]]) -> dict[str, str]:
         return {f"{split}.txt": self.decoders[split].columns(decoded)}
@@ -202,6 +235,50 @@ def _read(cfg: NerDataConfig, datasets_cache: str) -> tuple[dict[str, datasets.D
     if "validation" not in sentences and "test" not in sentences:
         raise DataError("data.validation_file or data.test_file: give at least one file to score the model on")
     return sentences, cfg.train_file
+
+
+CONLL_SUFFIXES = (".conll", ".iob", ".iob2", ".bio", ".bioes")
+TEXT, STARTS = "text", "word_starts"
+"""Raw-text input: each sentence's line, and where each word begins in it."""
+_TAG = re.compile(r"^(O|[BIESL]-\S+)$")
+
+
+def read_for_prediction(path: str, cfg: NerDataConfig, tokenizer, datasets_cache: str) -> datasets.Dataset:
+    """The sentences of a file to tag: CoNLL columns when its name ends in .conll (.iob, .bio, ...), it starts
+    with -DOCSTART-, or every line has the same number of columns, the last holding tags; else raw text."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DataError(f"INPUT: {path!r} does not exist")
+    head = [line.split() for line, _ in zip(decoded_lines(file), range(200), strict=False)]
+    words = [columns for columns in head if columns]
+    if not words:
+        raise DataError(f"{path}: holds no text")
+    widths = {len(columns) for columns in words}
+    conll = file.suffix.lower() in CONLL_SUFFIXES or words[0][0] == "-DOCSTART-"
+    if len(widths) == 1 and min(widths) >= 2 and -min(widths) <= cfg.tag_column < min(widths):
+        conll |= all(_TAG.match(c[cfg.tag_column]) for c in words if c[0] != "-DOCSTART-")
+    if conll:
+        tag_column = cfg.tag_column if min(widths) >= 2 else 0  # words only: no tags to read
+        rows = read_columns(file_keys([file])[0], tag_column, cfg.to_iob2, datasets_cache)
+        return rows if min(widths) >= 2 else rows.remove_columns(TAGS)
+    lines = [(n, line.rstrip("\r\n")) for n, line in enumerate(decoded_lines(file), 1) if line.strip()]
+    spans = _word_spans([line for _, line in lines], tokenizer)
+    return datasets.Dataset.from_dict({
+        WORDS: [[line[a:b] for a, b in words] for (_, line), words in zip(lines, spans, strict=True)],
+        LINE: [n for n, _ in lines], TEXT: [line for _, line in lines],
+        STARTS: [[a for a, _ in words] for words in spans],
+    })  # fmt: skip
+
+
+def _word_spans(lines: list[str], tokenizer) -> list[list[tuple[int, int]]]:
+    """Each line's words as the tokenizer splits text into words (normalizer and pre-tokenizer: punctuation
+    apart, CJK characters one by one), as character spans in the line."""
+    encoded = tokenizer(lines, add_special_tokens=False, return_attention_mask=False)
+    spans = []
+    for row in range(len(lines)):
+        words = dict.fromkeys(w for w in encoded.word_ids(row) if w is not None)
+        spans.append([tuple(encoded.word_to_chars(row, w)) for w in words])
+    return spans
 
 
 def tag_set(train: datasets.Dataset) -> tuple[str, ...]:
@@ -298,8 +375,14 @@ def _unique_per_sentence(features: datasets.Dataset) -> list[list[int]]:
 class WordTags:
     """Gathered sub-token predictions of one split -> a tag per word, and the CoNLL columns to write."""
 
-    def __init__(self, sentences: datasets.Dataset, features: datasets.Dataset, labels: tuple[str, ...]) -> None:
-        self.words, self.gold, self.labels = sentences[WORDS], sentences[TAGS], labels
+    def __init__(
+        self, sentences: datasets.Dataset, features: datasets.Dataset, labels: tuple[str, ...], tagged: bool = True
+    ) -> None:
+        self.words, self.labels = sentences[WORDS], labels
+        self.gold: list[list[str]] | None = sentences[TAGS] if tagged else None
+        """The file's tags; None when it has none (predicted text)."""
+        self.texts = sentences[TEXT] if TEXT in sentences.column_names else [" ".join(w) for w in self.words]
+        self.starts = sentences[STARTS] if STARTS in sentences.column_names else [_joined(w) for w in self.words]
         self.sentence_of = features[SENTENCE]
         self.first_of_word = features[FIRST_OF_WORD]
 
@@ -319,9 +402,31 @@ class WordTags:
         return [[self.labels[tag if margin >= 0 else outside] for margin, tag in sentence] for sentence in best]
 
     def columns(self, predicted_tags: list[list[str]]) -> str:
-        """word gold predicted, a line per word and a blank line after each sentence: conlleval's input."""
+        """word gold predicted, a line per word and a blank line after each sentence: conlleval's input (word
+        predicted for a file without tags)."""
         lines = []
-        for words, gold, predicted in zip(self.words, self.gold, predicted_tags, strict=True):
-            lines += [f"{w} {g} {p}" for w, g, p in zip(words, gold, predicted, strict=True)]
+        for sentence, (words, predicted) in enumerate(zip(self.words, predicted_tags, strict=True)):
+            columns = [words, predicted] if self.gold is None else [words, self.gold[sentence], predicted]
+            lines += [" ".join(fields) for fields in zip(*columns, strict=True)]
             lines.append("")
         return "\n".join(lines) + "\n"
+
+    def records(self, predicted_tags: list[list[str]]) -> list[dict[str, Any]]:
+        records = []
+        for text, words, starts, tags in zip(self.texts, self.words, self.starts, predicted_tags, strict=True):
+            entities = [
+                {"type": kind, "start": starts[first], "end": starts[last] + len(words[last]),
+                 "first_word": first, "last_word": last, "text": text[starts[first] : starts[last] + len(words[last])]}
+                for kind, first, last in get_entities(tags)
+            ]  # fmt: skip
+            records.append({"text": text, "words": words, "tags": tags, "entities": entities})
+        return records
+
+
+def _joined(words: list[str]) -> list[int]:
+    """Where each word begins in the words joined by single spaces."""
+    starts, position = [], 0
+    for word in words:
+        starts.append(position)
+        position += len(word) + 1
+    return starts

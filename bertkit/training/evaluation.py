@@ -4,6 +4,7 @@ task decode and score them (on the main process)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,18 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def gather_split(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, task: Evaluation) -> Gathered:
-    """The task's per-example outputs over one split, each example exactly once across processes."""
+def gather_split(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    loader: Iterable[dict[str, torch.Tensor]],
+    gather: Callable[[Any, Any], dict[str, torch.Tensor]],
+) -> Gathered:
+    """Per-example outputs (`gather` of each batch and the model's output) over one split, each example exactly
+    once across processes."""
     model.eval()
     collected: dict[str, list[np.ndarray]] = {}
     for batch in loader:
-        outputs = task.gather(batch, model(**batch))
+        outputs = gather(batch, model(**batch))
         for name, tensor in outputs.items():
             if tensor.dim() >= 2:  # other processes' batches may be padded to another length
                 tensor = accelerator.pad_across_processes(tensor, dim=1, pad_index=IGNORE_INDEX)
@@ -41,7 +48,7 @@ def evaluate_splits(
     scores: dict[str, dict[str, Any]] = {}
     decoded: dict[str, Any] = {}
     for name, loader in loaders.items():
-        gathered = gather_split(accelerator, model, loader, task)
+        gathered = gather_split(accelerator, model, loader, task.gather)
         # Decoded and scored once, on the main process.
         if accelerator.is_main_process:
             decoded[name] = task.decode(name, gathered)
@@ -68,7 +75,7 @@ def predict_splits(
     """Decoded predictions of each unlabeled split (empty off the main process)."""
     decoded = {}
     for name, loader in loaders.items():
-        gathered = gather_split(accelerator, model, loader, task)
+        gathered = gather_split(accelerator, model, loader, task.gather)
         if accelerator.is_main_process:
             decoded[name] = task.decode(name, gathered)
     return decoded

@@ -24,7 +24,13 @@ from bertkit.core.schema import input_path, require
 from bertkit.readers.files import EncodingErrors, read_table_file, row_location
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
 from bertkit.tasks.classification.scores import classification_scores, regression_scores
-from bertkit.tasks.classification.task import LabelSpace, SentenceSplits, SentenceTaskConfig, SequenceClassificationTask
+from bertkit.tasks.classification.task import (
+    LabelSpace,
+    SentenceSplits,
+    SentenceTaskConfig,
+    SequenceClassificationTask,
+    read_texts,
+)
 
 log = logging.getLogger(__name__)
 _SETTINGS = {"train": "data.train_file", "validation": "data.validation_file", "test": "data.test_file"}
@@ -72,6 +78,12 @@ class CustomClassification(SequenceClassificationTask[CustomDataConfig]):
 
     def read(self, cache_dir: Path) -> tuple[SentenceSplits, LabelSpace]:
         return read_splits(self.cfg, str(cache_dir / "datasets"))
+
+    def read_for_prediction(self, path: str, cache_dir: Path) -> datasets.Dataset:
+        columns = (self.cfg.text_column, self.cfg.text_pair_column)
+        placeholders = self.checkpoint_labels is not None and self.checkpoint_labels.placeholders
+        label = None if placeholders else (self.cfg.label_column, self.labels)  # LABEL_0, ...: no gold to match
+        return read_texts(path, columns, self.cfg.encoding_errors, str(cache_dir / "datasets"), label)
 
     def description(self) -> str:
         kind = "regression" if self.labels.is_regression else "classification"

@@ -19,7 +19,7 @@ from omegaconf import MISSING
 from bertkit.core.batch import Scores
 from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path
-from bertkit.readers.files import load_hub
+from bertkit.readers.files import EncodingErrors, load_hub
 from bertkit.readers.glue_tsv import INDEX, TEXT, TEXT_PAIR, TsvLayout, count_bad_rows, read_tsv
 from bertkit.tasks.classification.scores import glue_scores
 from bertkit.tasks.classification.task import (
@@ -28,6 +28,7 @@ from bertkit.tasks.classification.task import (
     SentenceSplits,
     SentenceTaskConfig,
     SequenceClassificationTask,
+    read_texts,
 )
 from bertkit.tasks.fine_tuning import BadRows, tsv
 
@@ -205,6 +206,21 @@ class GlueClassification(SequenceClassificationTask[GlueDataConfig]):
         if self.cfg.glue_dir is None:
             return read_hub(self.cfg, self.info, datasets_cache), self.info.labels
         return read_tsv_layout(self.cfg, self.info, datasets_cache), self.info.labels
+
+    def read_for_prediction(self, path: str, cache_dir: Path) -> datasets.Dataset:
+        """A .tsv in the task's GLUE layout (its test.tsv, or a file with the same columns); other files as your
+        own data with columns "text" (and "text_pair")."""
+        datasets_cache = str(cache_dir / "datasets")
+        if Path(path).suffix.lower() == ".tsv":
+            if not Path(path).is_file():
+                raise DataError(f"INPUT: {path!r} does not exist")
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                header = handle.readline().lstrip("\ufeff").rstrip("\r\n").split("\t")
+            labeled = self.info.layout.label_column in header
+            skip = self.cfg.bad_rows == BadRows.skip
+            return read_tsv(Path(path), self.info.layout, labeled, skip, datasets_cache)
+        pair = TEXT_PAIR if len(self.info.layout.text_columns) == 2 else None
+        return read_texts(path, (TEXT, pair), EncodingErrors.strict, datasets_cache)
 
     def description(self) -> str:
         origin = f"the Hub ({self.cfg.hub_name}, {self.cfg.task})"

@@ -25,9 +25,10 @@ from bertkit.core.errors import DataError
 from bertkit.core.schema import require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
+from bertkit.readers.files import EncodingErrors, decoded_lines, read_table_file, row_location
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import CardFacts, CheckpointLabels, Task, pipeline_usage
+from bertkit.tasks.base import PREDICTED, CardFacts, CheckpointLabels, Prediction, Task, pipeline_usage
 from bertkit.tasks.fine_tuning import (
     DynamicPadding,
     FineTuningDataConfig,
@@ -116,6 +117,10 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
     def description(self) -> str:
         """One line naming the data, for the model card."""
 
+    @abstractmethod
+    def read_for_prediction(self, path: str, cache_dir: Path) -> datasets.Dataset:
+        """A file of texts as rows (text, text_pair?, index), read the way this recipe reads its files."""
+
     def build(self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> TaskData:
         splits, self.labels = self.read(cache_dir)
         if self.checkpoint_labels is not None:
@@ -148,6 +153,21 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
             stats=stats,
             description=self.description(),
         )
+
+    def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:
+        assert self.checkpoint_labels is not None, "predicting needs the checkpoint's labels"
+        checkpoint = self.checkpoint_labels
+        self.labels = LabelSpace() if checkpoint.regression else LabelSpace(names=checkpoint.names)
+        rows = self.read_for_prediction(path, cache_dir)
+        self.rows = {PREDICTED: rows}
+        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length)
+        encoded = encode(rows, tokenizer, self.cfg, key)
+        numbers = split_stats(encoded, self.labels, self.cfg.max_seq_length)
+        log.info("%s: %s", path, ", ".join(f"{k}={_short(v)}" for k, v in numbers.items()))
+        warn_if_truncated(path, numbers["truncated_examples"], numbers["examples"], "examples",
+                          f"data.max_seq_length={self.cfg.max_seq_length}")  # fmt: skip
+        inputs = encoded.select_columns([c for c in MODEL_COLUMNS if c in encoded.column_names])
+        return self.prediction(inputs, DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS), len(rows))
 
     def head(self, model: ModelConfig) -> Head:
         id2label = dict(enumerate(self.labels.names)) or {0: "score"}
@@ -187,7 +207,7 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         header = ["index", "prediction"]
         rows: list[list[Any]] = [[i] for i in self.rows[split][INDEX]]
         if self.labels.is_regression:
-            rows = [row + [float(v)] for row, v in zip(rows, decoded.values, strict=True)]
+            rows = [row + [f"{v:.6f}"] for row, v in zip(rows, decoded.values, strict=True)]  # as probabilities
         else:
             rows = [row + [self.labels.names[i]] for row, i in zip(rows, decoded.values, strict=True)]
         if decoded.probabilities is not None:
@@ -195,10 +215,31 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
             rows = [row + [f"{p:.6f}" for p in ps] for row, ps in zip(rows, decoded.probabilities, strict=True)]
         if decoded.references is None:
             return header, rows
-        gold: Sequence[Any] | np.ndarray = decoded.references
+        gold = [f"{v:.6g}" for v in decoded.references]  # float32 scores as the file wrote them: 3.8, not 3.7999999
         if not self.labels.is_regression:
             gold = [self.labels.names[int(i)] for i in decoded.references]
         return header + ["label"], [row + [g] for row, g in zip(rows, gold, strict=True)]
+
+    def prediction_records(self, split: str, decoded: Predictions) -> list[dict[str, Any]]:
+        """index, the text(s), and the predicted score, or label with every class's probability."""
+        rows = self.rows[split]
+        texts = [rows[TEXT]] + ([rows[TEXT_PAIR]] if TEXT_PAIR in rows.column_names else [])
+        records: list[dict[str, Any]] = [
+            {INDEX: index, **dict(zip((TEXT, TEXT_PAIR), row_texts, strict=False))}
+            for index, *row_texts in zip(rows[INDEX], *texts, strict=True)
+        ]
+        names = self.labels.names
+        if decoded.probabilities is None:
+            records = [{**record, "prediction": float(v)} for record, v in zip(records, decoded.values, strict=True)]
+        else:
+            records = [
+                {**record, "prediction": names[i], "probabilities": dict(zip(names, map(float, ps), strict=True))}
+                for record, i, ps in zip(records, decoded.values, decoded.probabilities, strict=True)
+            ]
+        if decoded.references is not None:
+            gold = [float(v) if not names else names[int(v)] for v in decoded.references]
+            records = [{**record, "label": label} for record, label in zip(records, gold, strict=True)]
+        return records
 
     def card(self) -> CardFacts:
         labels = self.labels
@@ -209,6 +250,63 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
             ),
             head="a regression head (one score)" if labels.is_regression else f"labels {', '.join(labels.names)}",
         )
+
+
+def read_texts(
+    path: str,
+    columns: tuple[str, str | None],
+    encoding_errors: EncodingErrors,
+    datasets_cache: str,
+    label: tuple[str, LabelSpace] | None = None,
+) -> datasets.Dataset:
+    """Rows (text, text_pair?, index, label?) of a file to predict: a .txt file holds one text per line (its
+    index: the line number; blank lines are left out), a table file the columns named (its index: the row
+    number) and, where it has `label` = (column, label space) with a value in every row, the gold labels."""
+    text_column, pair_column = columns
+    if pair_column == text_column:
+        raise DataError(f"{path}: data.text_pair_column={pair_column!r} is data.text_column too; name another")
+    if Path(path).suffix.lower() == ".txt":
+        if pair_column is not None:
+            raise DataError(
+                f"{path}: a .txt file holds one text per line, but the model reads pairs ({text_column!r} + "
+                f"{pair_column!r}, data.text_pair_column); give a CSV, TSV or JSON Lines file with both columns"
+            )
+        lines = [(str(n), line.strip()) for n, line in enumerate(decoded_lines(path, encoding_errors), 1)]
+        kept = [(n, text) for n, text in lines if text]
+        if not kept:
+            raise DataError(f"{path}: holds no text (a text per line)")
+        return datasets.Dataset.from_dict({TEXT: [t for _, t in kept], INDEX: [n for n, _ in kept]})
+    rows = read_table_file(path, "INPUT", datasets_cache, encoding_errors)
+    wanted = {"data.text_column": text_column, "data.text_pair_column": pair_column}
+    renamed = {}
+    for (setting, column), name in zip(wanted.items(), (TEXT, TEXT_PAIR), strict=True):
+        if column is None:
+            continue
+        if column not in rows.column_names:
+            raise DataError(f"{path}: no column {column!r} ({setting}=...); the columns are {rows.column_names}")
+        empty = next((i for i, text in enumerate(rows[column]) if not isinstance(text, str)), None)
+        if empty is not None:
+            raise DataError(f"{path}: {row_location(path, empty)} has no text in column {column!r}")
+        renamed[column] = name
+    out = rows.select_columns(list(renamed)).rename_columns(renamed)
+    out = out.add_column(INDEX, [str(i) for i in range(len(out))])
+    if label is None or label[0] not in rows.column_names or None in rows[label[0]]:
+        return out
+    return out.add_column(LABEL, _label_ids(path, rows[label[0]], label[1]))
+
+
+def _label_ids(path: str, values: Sequence[Any], labels: LabelSpace) -> list[int] | list[float]:
+    """A file's gold labels as the model's label ids (or scores); a label the model does not know names its row."""
+    if labels.is_regression:
+        return [float(value) for value in values]
+    ids = {name: i for i, name in enumerate(labels.names)}
+    unknown = next((row for row, value in enumerate(values) if str(value) not in ids), None)
+    if unknown is not None:
+        raise DataError(
+            f"{path}: {row_location(path, unknown)} has label {values[unknown]!r}, which the model does not know "
+            f"(its labels: {list(labels.names)[:20]})"
+        )
+    return [ids[str(value)] for value in values]
 
 
 def encode(

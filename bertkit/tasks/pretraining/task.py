@@ -14,7 +14,7 @@ from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
 from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import CardFacts, Task, TrainingText, pipeline_usage
+from bertkit.tasks.base import CardFacts, Prediction, Task, TrainingText, pipeline_usage
 from bertkit.tasks.pretraining.config import CorpusSource, MaskingMode, Objective, PretrainCorpusConfig
 from bertkit.tasks.pretraining.corpus import load_documents, sentence_chunks
 from bertkit.tasks.pretraining.documents import (
@@ -25,6 +25,7 @@ from bertkit.tasks.pretraining.documents import (
     tokenize_documents,
     tokens_key,
 )
+from bertkit.tasks.pretraining.fill_mask import FillMask
 from bertkit.tasks.pretraining.instances import BuildSettings, build_instances
 from bertkit.tasks.pretraining.masking import PretrainingCollator, VocabularyTables
 from bertkit.tasks.pretraining.mlm import MaskedLM
@@ -122,6 +123,10 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
             "%s: %s", split, ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items())
         )
         return instances, stats
+
+    def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:
+        """Fill-mask: the top k tokens for each mask of each text (a .txt line, or data.text_column of a table)."""
+        return FillMask(tokenizer, top_k, self.cfg.max_seq_length).prediction(path, self.cfg.text_column, cache_dir)
 
     def head(self, model: ModelConfig) -> Head:
         self.every_position = not model.masked_positions_only

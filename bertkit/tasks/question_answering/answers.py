@@ -36,6 +36,8 @@ class Answers:
     nbest: dict[str, list[dict[str, Any]]]
     null_odds: dict[str, float]
     """v2: null score - best span score per question (empty for v1)."""
+    spans: dict[str, tuple[int, int] | None]
+    """The predicted answer's first and last (exclusive) character in its context; None for no answer."""
 
 
 class AnswerDecoder:
@@ -69,13 +71,13 @@ class AnswerDecoder:
         v2 = self.cfg.version == SquadVersion.v2
         bounds = np.searchsorted(self.examples, np.arange(len(self.questions) + 1))
         contexts, ids = self.questions[CONTEXT], self.questions[ID]
-        predictions, nbest, null_odds = {}, {}, {}
+        predictions, nbest, null_odds, chosen = {}, {}, {}, {}
         for question in range(len(self.questions)):
             spans, null = self._candidates(range(bounds[question], bounds[question + 1]), start_logits, end_logits)
             spans.sort(key=lambda span: -span[0])
             context = contexts[question]
             entries = [
-                {"text": context[first:last], "score": score, "start_logit": s, "end_logit": e}
+                {"text": context[first:last], "score": score, "start_logit": s, "end_logit": e, "span": (first, last)}
                 for score, s, e, first, last in spans[: self.cfg.n_best_size]
             ]
             best = entries[0] if entries else None
@@ -100,7 +102,8 @@ class AnswerDecoder:
                 for entry, p in zip(entries, probabilities, strict=True)
             ]
             predictions[ids[question]] = text
-        return Answers(predictions=predictions, nbest=nbest, null_odds=null_odds)
+            chosen[ids[question]] = best["span"] if text and best is not None else None
+        return Answers(predictions=predictions, nbest=nbest, null_odds=null_odds, spans=chosen)
 
     def _candidates(self, features: range, start_logits: np.ndarray, end_logits: np.ndarray):
         """(score, start logit, end logit, first char, last char) of the allowed spans of these features,

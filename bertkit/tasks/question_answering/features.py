@@ -18,15 +18,19 @@ from transformers import PreTrainedTokenizerBase
 
 from bertkit.core.errors import DataError
 from bertkit.core.seeding import fingerprint
-from bertkit.readers.files import file_keys
+from bertkit.readers.files import file_keys, read_table_file, row_location
 from bertkit.readers.squad_json import (
     ANSWER_FOUND,
     ANSWER_REALIGNED,
     ANSWER_STARTS,
     ANSWER_TEXTS,
+    ARTICLE,
     CONTEXT,
+    FEATURES,
+    ID,
     IS_IMPOSSIBLE,
     QUESTION,
+    TITLE,
     read_hub,
     read_json,
     split_by_article,
@@ -60,6 +64,34 @@ def _read_file(path: str, setting: str, cfg: SquadDataConfig, datasets_cache: st
     if len(rows) == 0:
         raise DataError(f"{setting}: {path} holds no questions")
     return rows
+
+
+def read_for_prediction(path: str, cfg: SquadDataConfig, datasets_cache: str) -> datasets.Dataset:
+    """Questions to answer: a SQuAD JSON file (.json, as training reads it), or a table (JSON Lines, CSV, TSV,
+    parquet) with `question` and `context` columns and, optionally, `id` (else the row number)."""
+    if Path(path).suffix.lower() == ".json":
+        return _read_file(path, "INPUT", cfg, datasets_cache)
+    rows = read_table_file(path, "INPUT", datasets_cache)
+    for column in (QUESTION, CONTEXT):
+        if column not in rows.column_names:
+            raise DataError(f"{path}: no column {column!r}; the columns are {rows.column_names}")
+        empty = next((i for i, text in enumerate(rows[column]) if not isinstance(text, str) or not text), None)
+        if empty is not None:
+            raise DataError(f"{path}: {row_location(path, empty)} has no {column}")
+    given = rows[ID] if ID in rows.column_names else [None] * len(rows)
+    ids = [str(row) if qid is None else str(qid) for row, qid in enumerate(given)]
+    seen: dict[str, int] = {}
+    for row, qid in enumerate(ids):
+        if qid in seen:
+            raise DataError(f"{path}: {row_location(path, row)} repeats id {qid!r} of {row_location(path, seen[qid])}")
+        seen[qid] = row
+    count = len(rows)
+    return datasets.Dataset.from_dict(
+        {ID: ids, ARTICLE: [0] * count, TITLE: [""] * count, CONTEXT: rows[CONTEXT], QUESTION: rows[QUESTION],
+         ANSWER_TEXTS: [[] for _ in ids], ANSWER_STARTS: [[] for _ in ids], IS_IMPOSSIBLE: [False] * count,
+         ANSWER_FOUND: [False] * count, ANSWER_REALIGNED: [False] * count},
+        features=FEATURES,
+    )  # fmt: skip
 
 
 def build_features(

@@ -14,13 +14,19 @@ from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
-from bertkit.readers.squad_json import ANSWER_FOUND, SquadVersion
+from bertkit.readers.squad_json import ANSWER_FOUND, ID, QUESTION, SquadVersion
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import CardFacts, Task, pipeline_usage
+from bertkit.tasks.base import CardFacts, Prediction, Task, pipeline_usage
 from bertkit.tasks.fine_tuning import DynamicPadding, first_rows
 from bertkit.tasks.question_answering.answers import AnswerDecoder, Answers
 from bertkit.tasks.question_answering.config import SquadDataConfig
-from bertkit.tasks.question_answering.features import MODEL_COLUMNS, build_features, read_questions, split_stats
+from bertkit.tasks.question_answering.features import (
+    MODEL_COLUMNS,
+    build_features,
+    read_for_prediction,
+    read_questions,
+    split_stats,
+)
 from bertkit.tasks.question_answering.scores import squad_v1_scores, squad_v2_scores
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,8 @@ class QuestionAnsweringTask(Task[SquadDataConfig]):
     scripts score it."""
 
     decoder: AnswerDecoder
+    top_k: int = 5
+    """Alternatives listed per question in `bertkit predict`'s records."""
 
     @property
     def v2(self) -> bool:
@@ -79,6 +87,34 @@ class QuestionAnsweringTask(Task[SquadDataConfig]):
             stats=stats,
             description=f"SQuAD {self.cfg.version} from {origin}",
         )
+
+    def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:
+        """Questions with their contexts, long contexts in windows as in training."""
+        if not tokenizer.is_fast:
+            raise DataError("SQuAD features need the offset mapping of a fast tokenizer")
+        questions = read_for_prediction(path, self.cfg, str(cache_dir / "datasets"))
+        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length,
+                          self.cfg.doc_stride, self.cfg.max_query_length)  # fmt: skip
+        features = build_features(questions, tokenizer, self.cfg, key, training=False)
+        log.info("%s: %s", path, ", ".join(f"{k}={v}" for k, v in split_stats(questions, features).items()))
+        self.decoder = AnswerDecoder.from_features(self.cfg, questions, features)
+        self.top_k = top_k
+        collate = DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS)
+        return self.prediction(features.select_columns(list(EVALUATION_COLUMNS)), collate, len(questions))
+
+    def prediction_records(self, split: str, decoded: Answers) -> list[dict[str, Any]]:
+        """id, question, the answer with its probability among the n best and its characters in the context
+        ("" and null offsets for no answer), and the top k alternatives."""
+        records = []
+        for qid, question in zip(self.decoder.questions[ID], self.decoder.questions[QUESTION], strict=True):
+            answer, span, alternatives = decoded.predictions[qid], decoded.spans[qid], decoded.nbest[qid]
+            score = next((entry["probability"] for entry in alternatives if entry["text"] == answer), 0.0)
+            records.append({
+                "id": qid, "question": question, "answer": answer, "score": score,
+                "start": span[0] if span else None, "end": span[1] if span else None,
+                "alternatives": [{"text": e["text"], "score": e["probability"]} for e in alternatives[: self.top_k]],
+            })  # fmt: skip
+        return records
 
     def head(self, model: ModelConfig) -> Head:
         return Head(model_class=BertForQuestionAnswering, config={"num_labels": 2})  # a start and an end logit
