@@ -50,14 +50,19 @@ def test_the_command_writes_the_summary_and_names_a_bad_folder(tmp_path, capsys)
     assert "no such folder" in capsys.readouterr().err
 
 
+def multirun(folder, cache_dir, *overrides: str) -> None:
+    """`python bertkit/train.py -m` of 2-step tiny pretraining runs, in `folder`."""
+    args = [sys.executable, str(ROOT / "bertkit" / "train.py"), "-m", *TINY_OVERRIDES, "trainer.max_steps=2",
+            f"cache_dir={cache_dir}", *overrides]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_a_multirun_gives_each_setting_its_folder_and_ends_with_the_summary(tmp_path, cache_dir):
     """`python bertkit/train.py -m ... trainer.learning_rate=1e-4,2e-4 seed=1,2`: four jobs, four folders."""
-    args = [sys.executable, str(ROOT / "bertkit" / "train.py"), "-m", *TINY_OVERRIDES, "trainer.max_steps=2",
-            f"cache_dir={cache_dir}", "name=sweep", "trainer.learning_rate=1e-4,2e-4", "seed=1,2"]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    multirun(tmp_path, cache_dir, "name=sweep", "trainer.learning_rate=1e-4,2e-4", "seed=1,2")
     sweep = tmp_path / "outputs" / "sweep"
     runs = sorted(str(p.parent.relative_to(sweep)) for p in sweep.rglob("metrics.json"))
     assert runs == ["trainer.learning_rate=0.0001/seed1", "trainer.learning_rate=0.0001/seed2",
@@ -71,11 +76,7 @@ def test_a_multirun_gives_each_setting_its_folder_and_ends_with_the_summary(tmp_
 def test_an_optuna_search_gives_each_trial_its_folder_and_optimizes_the_headline_metric(tmp_path, cache_dir):
     """`python bertkit/train.py -m ... hparams_search=optuna hydra.sweeper.n_trials=2`: two trials, two folders."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    args = [sys.executable, str(ROOT / "bertkit" / "train.py"), "-m", *TINY_OVERRIDES, "trainer.max_steps=2",
-            f"cache_dir={cache_dir}", "name=search", "hparams_search=optuna", "hydra.sweeper.n_trials=2"]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    multirun(tmp_path, cache_dir, "name=search", "hparams_search=optuna", "hydra.sweeper.n_trials=2")
     sweep = tmp_path / "outputs" / "search"
     runs = sorted(p.parent for p in sweep.rglob("metrics.json"))
     assert len(runs) == 2 and runs[0] != runs[1]

@@ -29,6 +29,7 @@ from bertkit.tasks.classification.task import (
     SentenceSplits,
     SentenceTaskConfig,
     SequenceClassificationTask,
+    label_ids,
     read_texts,
 )
 
@@ -197,15 +198,8 @@ def _rows(
         return out.cast_column(LABEL, datasets.Value("float32"))
     feature = out.features[LABEL]
     values = [feature.int2str(v) for v in out[LABEL]] if isinstance(feature, datasets.ClassLabel) else out[LABEL]
-    ids = {name: i for i, name in enumerate(labels.names)}
-    unknown = next((i for i, value in enumerate(values) if str(value) not in ids), None)
-    if unknown is not None:
-        raise DataError(
-            f"{path}: {row_location(path, unknown)} has label {values[unknown]!r}, which the training file "
-            f"({cfg.train_file}) does not have; its labels are {list(labels.names)}"
-        )
-    label_ids = np.array([ids[str(value)] for value in values], dtype=np.int64)
-    return out.remove_columns(LABEL).add_column(LABEL, label_ids.tolist())
+    ids = label_ids(path, values, labels, f"the training file ({cfg.train_file})")
+    return out.remove_columns(LABEL).add_column(LABEL, ids)
 
 
 def _hold_out(

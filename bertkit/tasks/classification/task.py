@@ -292,19 +292,20 @@ def read_texts(
     out = out.add_column(INDEX, [str(i) for i in range(len(out))])
     if label is None or label[0] not in rows.column_names or None in rows[label[0]]:
         return out
-    return out.add_column(LABEL, _label_ids(path, rows[label[0]], label[1]))
+    values = rows[label[0]]
+    gold = [float(v) for v in values] if label[1].is_regression else label_ids(path, values, label[1], "the model")
+    return out.add_column(LABEL, gold)
 
 
-def _label_ids(path: str, values: Sequence[Any], labels: LabelSpace) -> list[int] | list[float]:
-    """A file's gold labels as the model's label ids (or scores); a label the model does not know names its row."""
-    if labels.is_regression:
-        return [float(value) for value in values]
+def label_ids(path: str, values: Sequence[Any], labels: LabelSpace, known_by: str) -> list[int]:
+    """A file's labels (as written: strings, numbers, booleans) as label ids; one that `known_by` (the training
+    file, the model) does not have names its row."""
     ids = {name: i for i, name in enumerate(labels.names)}
     unknown = next((row for row, value in enumerate(values) if str(value) not in ids), None)
     if unknown is not None:
         raise DataError(
-            f"{path}: {row_location(path, unknown)} has label {values[unknown]!r}, which the model does not know "
-            f"(its labels: {list(labels.names)[:20]})"
+            f"{path}: {row_location(path, unknown)} has label {values[unknown]!r}, which {known_by} does not have; "
+            f"its labels are {list(labels.names)}"
         )
     return [ids[str(value)] for value in values]
 
