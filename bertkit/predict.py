@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 from accelerate import Accelerator
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
@@ -90,7 +91,13 @@ def task_for_checkpoint(model_dir: str, config: PretrainedConfig, input_path: st
 
 
 def predict(
-    model_dir: str, input_path: str, overrides: list[str], batch_size: int, top_k: int, cpu: bool
+    model_dir: str,
+    input_path: str,
+    overrides: list[str],
+    batch_size: int,
+    top_k: int,
+    cpu: bool,
+    sort_by_length: bool = False,
 ) -> tuple[Prediction, Any, dict[str, Any]]:
     """The prediction of a file, its decoded predictions, and how fast it went."""
     model, tokenizer = load_trained(model_dir)
@@ -99,14 +106,19 @@ def predict(
     accelerator = Accelerator(cpu=cpu)
     with tempfile.TemporaryDirectory(prefix="bertkit-predict-") as cache:
         prediction = task.predict_file(input_path, tokenizer, Path(cache), top_k)
-        loader = DataLoader(prediction.inputs, batch_size=batch_size, collate_fn=prediction.collate)
+        lengths = np.array([_tokens(ids) for ids in prediction.inputs["input_ids"]])
+        # Longest first: batches of similar lengths, less padding; the order is restored before decoding. Other
+        # batches round a probability's last digits otherwise, so file order (training's) is the default.
+        order = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(len(lengths))
+        loader = DataLoader(prediction.inputs.select(order), batch_size=batch_size, collate_fn=prediction.collate)
         model, loader = accelerator.prepare(model, loader)
-        tokens = sum(map(_tokens, prediction.inputs["input_ids"]))
         started = time.perf_counter()
         batches = tqdm(loader, desc="Predicting", unit="batch", disable=None, file=sys.stderr)
         gathered = gather_split(accelerator, model, batches, prediction.gather)
         seconds = time.perf_counter() - started
-        decoded = prediction.decode(gathered)
+        in_file_order = np.argsort(order)
+        decoded = prediction.decode({name: values[in_file_order] for name, values in gathered.items()})
+        tokens = int(lengths.sum())
     speed = {
         "examples": prediction.examples,
         "features": len(prediction.inputs),
@@ -147,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top-k", type=int, default=5, help="alternatives per prediction (fill-mask, QA)")
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even with a GPU")
+    parser.add_argument(
+        "--sort-by-length", action="store_true", help="batch similar lengths together: faster; the last digits of a "
+        "probability may differ from training's files (which are in file order)",
+    )  # fmt: skip
     args = parser.parse_intermixed_args(argv)  # settings may come before or after the options
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     datasets.disable_progress_bars()
@@ -154,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1 or args.top_k < 1:
             raise ConfigError("invalid setting --batch-size / --top-k: must be >= 1")
         prediction, decoded, speed = predict(
-            args.model_dir, args.input, args.overrides, args.batch_size, args.top_k, args.cpu
+            args.model_dir, args.input, args.overrides, args.batch_size, args.top_k, args.cpu, args.sort_by_length
         )
         text = output_text(prediction, decoded, args.output)
     except BertkitError as error:

@@ -51,6 +51,10 @@ def test_classification_equals_training_on_csv_and_reads_one_text_per_line(ft, t
     assert set(from_csv[0]) == {"index", "text", "prediction", "probabilities", "label"}
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in from_csv)
     texts = [r["text"] for r in from_csv]
+    assert bertkit_predict(model, data, "--output", tmp_path / "sorted.jsonl", "--sort-by-length") == 0
+    for record, again in zip(from_csv, records(tmp_path / "sorted.jsonl"), strict=True):
+        assert (again["index"], again["prediction"]) == (record["index"], record["prediction"])
+        assert again["probabilities"] == pytest.approx(record["probabilities"], abs=1e-5)
     lines = tmp_path / "texts.txt"
     lines.write_text("\n".join(texts[:10]) + "\n\n")  # a trailing blank line is no text
     assert bertkit_predict(model, lines, "--output", tmp_path / "lines.jsonl") == 0
@@ -169,6 +173,8 @@ def test_question_answering_equals_training_on_squad_json_and_answers_jsonl_with
     assert bertkit_predict(model, pairs, "--output", tmp_path / "out.jsonl", "--batch-size", 8, "--top-k", 3) == 0
     answers = records(tmp_path / "out.jsonl")
     assert {a["id"]: a["answer"] for a in answers} == json.loads(expected)
+    assert bertkit_predict(model, pairs, "--output", tmp_path / "sorted.jsonl", "--sort-by-length") == 0
+    assert [a["answer"] for a in records(tmp_path / "sorted.jsonl")] == [a["answer"] for a in answers]
     contexts = {q["id"]: q["context"] for q in questions}
     for answer in answers:
         assert len(answer["alternatives"]) <= 3 and 0 < answer["score"] <= 1
