@@ -23,6 +23,9 @@ from bertkit.core.task import TaskData
 from bertkit.tasks.base import CardFacts, Task
 from bertkit.tasks.registry import RECIPE_KEY, recipe_record
 
+ENCODER_NAMES = {"bert": "BERT", "roberta": "RoBERTa", "distilbert": "DistilBERT", "albert": "ALBERT",
+                 "electra": "ELECTRA", "deberta-v2": "DeBERTa-v2", "xlm-roberta": "XLM-RoBERTa",
+                 "modernbert": "ModernBERT"}  # fmt: skip
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
 NOT_SCORES = ("data", "throughput", "timings_seconds", "predictions", "best", "stopped_early", "headline_metric")
@@ -128,13 +131,13 @@ def model_card(run: RunConfig, result: TrainResult, task: Task[Any], data: TaskD
         "---",
         "library_name: transformers",
         f"pipeline_tag: {facts.pipeline_tag}",
-        "tags: [bert, bertkit]",
+        f"tags: [{cfg.model_type}, bertkit]",
         "---",
         "",
         f"# {run.name}",
         "",
-        f"A BERT ({cfg.num_hidden_layers} layers, hidden size {cfg.hidden_size}, "
-        f"{cfg.num_attention_heads} heads, vocabulary {cfg.vocab_size}) {origin} with bertkit, "
+        f"A {ENCODER_NAMES.get(cfg.model_type, cfg.model_type)} ({cfg.num_hidden_layers} layers, hidden size "
+        f"{cfg.hidden_size}, {cfg.num_attention_heads} heads, vocabulary {cfg.vocab_size}) {origin} with bertkit, "
         f"on {data.description}.",
     ]
     if facts.head:

@@ -1,4 +1,5 @@
-"""Model recipe: the task's head on a BERT, from scratch (preset sizes) or from a checkpoint."""
+"""Model recipe: the task's head on an encoder: a BERT from scratch (preset sizes), or any checkpoint the task's
+Auto class loads (BERT, RoBERTa, DistilBERT, ALBERT, ELECTRA, DeBERTa-v2/v3, XLM-RoBERTa, ModernBERT, ...)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from typing import Any, NamedTuple
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoTokenizer, BertConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    BertConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from bertkit.core.errors import ModelError, missing_checkpoint_message
 from bertkit.core.task import Head, TaskSpec
@@ -35,44 +43,82 @@ class BuiltModel(NamedTuple):
     """Modules that start from random initialisation (task heads the checkpoint lacks), e.g. ["classifier"]."""
 
 
-def architecture(cfg: ModelConfig) -> BertConfig:
-    """The BERT configuration: read from the checkpoint's config.json, or built from the preset sizes."""
+DROPOUT_NAMES = {
+    # model type: the config's names of (model.hidden_dropout_prob, model.attention_probs_dropout_prob)
+    "distilbert": ("dropout", "attention_dropout"),
+    "modernbert": ("mlp_dropout", "attention_dropout"),
+}
+"""Architectures whose configs name dropout otherwise than BERT's hidden_dropout_prob, attention_probs_dropout_prob."""
+
+
+def architecture(cfg: ModelConfig) -> PretrainedConfig:
+    """The encoder's configuration: read from the checkpoint's config.json (any architecture), or a BERT built
+    from the preset sizes; the dropout settings, where given, under the architecture's own names."""
     if cfg.name_or_path is None:
-        sizes = {key: getattr(cfg, key) for key in SIZES}
-        return BertConfig(
-            **sizes,
-            hidden_dropout_prob=cfg.hidden_dropout_prob,
-            attention_probs_dropout_prob=cfg.attention_probs_dropout_prob,
-        )
-    try:
-        config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
-    except (OSError, ValueError) as error:
-        raise ModelError(missing_checkpoint_message("model.name_or_path", cfg.name_or_path, error)) from None
-    if not isinstance(config, BertConfig) or config.model_type != "bert":
-        kind = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
-        raise ModelError(
-            f"model.name_or_path={cfg.name_or_path!r} is a {config.model_type} checkpoint ({kind}), not a BERT; "
-            "its weights would not load into the BERT that bertkit trains: choose a BERT checkpoint"
-        )
-    config.hidden_dropout_prob = cfg.hidden_dropout_prob
-    config.attention_probs_dropout_prob = cfg.attention_probs_dropout_prob
+        config: PretrainedConfig = BertConfig(**{key: getattr(cfg, key) for key in SIZES})
+    else:
+        try:
+            config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
+        except (OSError, ValueError) as error:
+            raise ModelError(missing_checkpoint_message("model.name_or_path", cfg.name_or_path, error)) from None
+    hidden, attention = DROPOUT_NAMES.get(config.model_type, ("hidden_dropout_prob", "attention_probs_dropout_prob"))
+    for name, value in ((hidden, cfg.hidden_dropout_prob), (attention, cfg.attention_probs_dropout_prob)):
+        if value is not None:
+            setattr(config, name, value)
     return config
 
 
-def with_checkpoint_sizes(cfg: ModelConfig, config: BertConfig) -> ModelConfig:
-    """The model settings with the sizes the checkpoint really has, so that records tell what was trained."""
+def check_encoder(cfg: ModelConfig, config: PretrainedConfig, any_encoder: bool) -> None:
+    """Before any work: a task whose head is BERT's (pretraining) refuses another architecture's checkpoint,
+    whose weights would not load into it."""
+    if not any_encoder and config.model_type != "bert":
+        kind = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
+        raise ModelError(
+            f"model.name_or_path={cfg.name_or_path!r} is a {config.model_type} checkpoint ({kind}); this task "
+            "trains a BERT: choose a BERT checkpoint (fine-tuning tasks take any encoder)"
+        )
+
+
+def position_limit(config: PretrainedConfig) -> int:
+    """Tokens a sequence may hold: the position embeddings, less those RoBERTa's kind reserves (positions count
+    from padding_idx + 1)."""
+    reserved = config.pad_token_id + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
+    return int(config.max_position_embeddings) - reserved
+
+
+def with_checkpoint_sizes(cfg: ModelConfig, config: PretrainedConfig) -> ModelConfig:
+    """The model settings with the sizes the checkpoint really has (None where its architecture has no such
+    size), so that records tell what was trained."""
     if cfg.name_or_path is None:
         return cfg
-    return replace(cfg, **{key: getattr(config, key) for key in SIZES})
+    sizes: dict[str, Any] = {key: getattr(config, key, None) for key in SIZES}
+    return replace(cfg, **sizes)
 
 
-def check_sequence_length(config: BertConfig, max_seq_length: int, setting: str = "data.max_seq_length") -> None:
+def check_sequence_length(config: PretrainedConfig, max_seq_length: int, setting: str = "data.max_seq_length") -> None:
     """Fail before any work when sequences would not fit the position embeddings."""
-    if max_seq_length > config.max_position_embeddings:
+    limit = position_limit(config)
+    if max_seq_length > limit:
         raise ModelError(
-            f"{setting}={max_seq_length} is larger than the model's max_position_embeddings="
-            f"{config.max_position_embeddings}; lower {setting}"
+            f"{setting}={max_seq_length} is larger than the {limit} positions the model embeds "
+            f"(max_position_embeddings={config.max_position_embeddings}); lower {setting}"
         )
+
+
+def _attention(cfg: ModelConfig, head: Head, config: PretrainedConfig) -> str:
+    """model.attn_implementation, or eager for an architecture without SDPA support (DeBERTa-v2's kind)."""
+    wanted = str(cfg.attn_implementation)
+    mapping = getattr(head.model_class, "_model_mapping", None)  # an Auto class: the class it picks
+    model_class = mapping[type(config)] if mapping is not None and type(config) in mapping else head.model_class
+    if wanted == "sdpa" and not getattr(model_class, "_supports_sdpa", False):
+        log.info("%s has no SDPA attention; using eager attention", getattr(model_class, "__name__", model_class))
+        return "eager"
+    return wanted
+
+
+def _instance(model_class: Any, config: PretrainedConfig) -> PreTrainedModel:
+    """A randomly initialised model of a class: an Auto class builds the one its mapping names for the config."""
+    return model_class.from_config(config) if hasattr(model_class, "from_config") else model_class(config)
 
 
 def build_model(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: bool = False) -> BuiltModel:
@@ -82,13 +128,13 @@ def build_model(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: boo
     if cfg.name_or_path is None:
         config.vocab_size = spec.vocab_size
         config.pad_token_id = spec.pad_token_id
-    config._attn_implementation = str(cfg.attn_implementation)
+    config._attn_implementation = _attention(cfg, head, config)
     for name, value in head.config.items():
         setattr(config, name, value)
     if cfg.name_or_path is None:
         if evaluate_only:
             raise ModelError("trainer.max_steps=0 evaluates model.name_or_path as it is, and none is set")
-        return BuiltModel(head.model_class(config), [])
+        return BuiltModel(_instance(head.model_class, config), [])
     built = _from_checkpoint(cfg, head, config)
     if evaluate_only and built.fresh_modules:
         raise ModelError(
@@ -99,7 +145,7 @@ def build_model(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: boo
     return built
 
 
-def _from_checkpoint(cfg: ModelConfig, head: Head, config: BertConfig) -> BuiltModel:
+def _from_checkpoint(cfg: ModelConfig, head: Head, config: PretrainedConfig) -> BuiltModel:
     """The checkpoint's weights in the head's class. Only task heads may start fresh (and it is said); an
     encoder the checkpoint does not fill stops the run."""
     assert cfg.name_or_path is not None
@@ -126,7 +172,7 @@ def _from_checkpoint(cfg: ModelConfig, head: Head, config: BertConfig) -> BuiltM
         kind = ", ".join(getattr(config, "architectures", None) or []) or "no architecture named"
         raise ModelError(
             f"model.name_or_path={cfg.name_or_path!r} ({kind}) {' and '.join(problems)}: its weights do not fit "
-            "this BERT as its config.json describes it; choose a checkpoint of this architecture"
+            "this model as its config.json describes it; choose a checkpoint of this architecture"
         )
     if fresh_modules:
         log.warning(

@@ -50,6 +50,7 @@ from bertkit.core.schema import INPUT
 from bertkit.model import check_sequence_length, load_trained
 from bertkit.tasks.base import CheckpointLabels, Prediction, Task
 from bertkit.tasks.registry import recorded_recipe
+from bertkit.tokenizer import fit_inputs
 from bertkit.training.evaluation import gather_split
 
 log = logging.getLogger("bertkit.predict")
@@ -101,6 +102,7 @@ def predict(
 ) -> tuple[Prediction, Any, dict[str, Any]]:
     """The prediction of a file, its decoded predictions, and how fast it went."""
     model, tokenizer = load_trained(model_dir)
+    fit_inputs(tokenizer, model.config)
     task = task_for_checkpoint(model_dir, model.config, input_path, overrides)
     check_sequence_length(model.config, task.max_seq_length)
     accelerator = Accelerator(cpu=cpu)

@@ -92,8 +92,11 @@ class ModelConfig:
     intermediate_size: int | None = 512
     max_position_embeddings: int | None = 512
     type_vocab_size: int | None = 2
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
+    hidden_dropout_prob: float | None = 0.1
+    """Dropout after each layer's projections (BERT's name; mapped to the architecture's own, e.g. DistilBERT's
+    dropout, ModernBERT's mlp_dropout). None: the checkpoint's own (model=pretrained)."""
+    attention_probs_dropout_prob: float | None = 0.1
+    """Dropout of the attention probabilities (mapped likewise). None: the checkpoint's own."""
     initializer_range: float | None = 0.02
     attn_implementation: AttnImplementation = AttnImplementation.sdpa
     masked_positions_only: bool = True
@@ -103,7 +106,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.name_or_path is None:
-            for key in SIZES:
+            for key in (*SIZES, "hidden_dropout_prob", "attention_probs_dropout_prob"):
                 require(getattr(self, key) is not None, f"model.{key}", "a model trained from scratch needs it")
             assert self.hidden_size is not None and self.num_attention_heads is not None
             require(

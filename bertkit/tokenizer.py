@@ -64,6 +64,15 @@ def load(name_or_path: str, setting: str, trust_remote_code: bool = False) -> Pr
     return tokenizer
 
 
+def fit_inputs(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig) -> None:
+    """Token type ids only for a model with type embeddings (not DistilBERT's or ModernBERT's kind, nor
+    DeBERTa-v3's type_vocab_size=0): the tokenizer stops returning them otherwise."""
+    if not getattr(config, "type_vocab_size", 0) and "token_type_ids" in tokenizer.model_input_names:
+        names = [name for name in tokenizer.model_input_names if name != "token_type_ids"]
+        tokenizer.model_input_names = names
+        tokenizer.init_kwargs["model_input_names"] = names  # saved with it: pipelines on model/ agree
+
+
 def check_fits(
     cfg: ModelConfig, tokenizer_setting: str | None, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig
 ) -> None:

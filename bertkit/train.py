@@ -52,6 +52,7 @@ def run(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> dict[str, dict[str, Any]]:
     task = task_for(run_cfg.data)
     architecture = model.architecture(run_cfg.model)
+    model.check_encoder(run_cfg.model, architecture, task.any_encoder)
     run_cfg.model = model.with_checkpoint_sizes(run_cfg.model, architecture)
     model.check_sequence_length(architecture, task.max_seq_length)
     tracking.check_trackers(run_cfg.trainer.report_to)
@@ -72,6 +73,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
         cache_dir = Path(run_cfg.cache_dir).expanduser()
         tok = tokenizer.build(run_cfg.tokenizer, run_cfg.model, lambda: task.training_text(cache_dir), cache_dir)
         tokenizer.check_fits(run_cfg.model, run_cfg.tokenizer.name_or_path, tok, architecture)
+        tokenizer.fit_inputs(tok, architecture)
         data = task.build(tok, cache_dir)
     preprocessing = time.perf_counter() - started
     built = model.build_model(run_cfg.model, data.spec, task.head(run_cfg.model), evaluate_only)

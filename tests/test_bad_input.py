@@ -80,7 +80,7 @@ def test_checkpoint_with_too_few_positions(tiny_run, earlier_run, tmp_path):
     fails(
         tiny_run,
         ModelError,
-        r"data\.max_seq_length=64 is larger than the model's max_position_embeddings=32",
+        r"data\.max_seq_length=64 is larger than the 32 positions the model embeds \(max_position_embeddings=32\)",
         f"model.name_or_path={checkpoint}",
         f"tokenizer.name_or_path={checkpoint}",
     )

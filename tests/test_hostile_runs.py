@@ -172,16 +172,19 @@ def test_a_folder_that_is_no_run_is_moved_aside_unless_it_holds_inputs(ft, tmp_p
 # ------------------------------------------------------------------------------- a checkpoint loads or the run stops
 
 
-def test_a_checkpoint_of_another_architecture_stops_the_run(ft, tmp_path, tiny_checkpoint):
+def test_a_checkpoint_of_another_architecture_stops_pretraining_before_any_work(tiny_run, tmp_path, tiny_checkpoint):
     """A RoBERTa checkpoint as model.name_or_path trained a BERT from random weights with exit 0: only a warning
-    said "no weights for bert.embeddings, bert.encoder" and the model card claimed "continued from" it."""
+    said "no weights for bert.embeddings, bert.encoder" and the model card claimed "continued from" it.
+    Fine-tuning now loads any encoder through the Auto classes (tests/test_encoders.py); pretraining's heads
+    are BERT's, and it says so."""
     roberta = tmp_path / "roberta"
     RobertaForMaskedLM(RobertaConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                      intermediate_size=64)).save_pretrained(roberta)  # fmt: skip
-    data = write_csv(tmp_path / "train.csv", ["0", "1"])
-    overrides = ft(data, f"model.name_or_path={roberta}", f"tokenizer.name_or_path={tiny_checkpoint}")
-    fails(ModelError, r"model\.name_or_path=.*roberta' is a roberta checkpoint \(RobertaForMaskedLM\), not a BERT",
-          overrides)  # fmt: skip
+    overrides = tiny_run(
+        "model=pretrained", f"model.name_or_path={roberta}", f"tokenizer.name_or_path={tiny_checkpoint}"
+    )
+    fails(ModelError, r"model\.name_or_path=.*roberta' is a roberta checkpoint \(RobertaForMaskedLM\); this task "
+          r"trains a BERT", overrides)  # fmt: skip
     assert not (tmp_path / "run").exists()
 
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import datasets
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
 
@@ -18,8 +18,9 @@ from bertkit.core.batch import Batch, Gathered, Scores
 class Head:
     """The model a task trains: which class, and what it changes in the encoder's configuration."""
 
-    model_class: type[PreTrainedModel]
-    """A transformers class, or a bertkit subclass of one that computes the same loss with less work."""
+    model_class: Any
+    """A transformers Auto class (the head on whichever encoder the checkpoint is), a transformers class, or a
+    bertkit subclass of one that computes the same loss with less work."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """Configuration changes the head needs: num_labels, id2label, label2id, problem_type."""
 

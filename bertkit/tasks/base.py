@@ -122,6 +122,9 @@ class Task(ABC, Generic[ConfigT]):
     headline metrics and model-card facts. `build` comes first; the rest may use what it learned from the data
     (label names, tag sets, answer offsets)."""
 
+    any_encoder: bool = True
+    """The head fits any encoder the transformers Auto classes load; False: a BERT only (pretraining's heads)."""
+
     def __init__(self, cfg: ConfigT) -> None:
         self.cfg = cfg
         self.checkpoint_labels: CheckpointLabels | None = None

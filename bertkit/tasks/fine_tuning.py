@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import logging
@@ -78,9 +79,29 @@ def map_processes(cfg: FineTuningDataConfig, rows: int) -> int | None:
     return cfg.num_proc if cfg.num_proc > 1 and rows > 1000 else None
 
 
+def padding_on_the_right(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """The tokenizer, padding on the right whatever side it pads on: position i of a padded batch is token i of
+    every example, which per-token outputs (tags, answer offsets) are read back by."""
+    if tokenizer.padding_side == "right":
+        return tokenizer
+    right = copy.copy(tokenizer)
+    right.padding_side = "right"
+    return right
+
+
+def windows_left_to_right(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """The tokenizer, cutting long inputs into windows from their start whatever side it truncates on, so that
+    windows (QA contexts, long sentences) are the same for every tokenizer."""
+    if tokenizer.truncation_side == "right":
+        return tokenizer
+    right = copy.copy(tokenizer)
+    right.truncation_side = "right"
+    return right
+
+
 class DynamicPadding:
-    """Pads the model's inputs to the batch's longest example, rounded up to a multiple; other columns are
-    dropped. With per-token labels, those are padded too, with the ignored index."""
+    """Pads the model's inputs on the right to the batch's longest example, rounded up to a multiple; other
+    columns are dropped. With per-token labels, those are padded too, with the ignored index."""
 
     def __init__(
         self,
@@ -89,6 +110,7 @@ class DynamicPadding:
         columns: Sequence[str],
         token_labels: bool = False,
     ) -> None:
+        tokenizer = padding_on_the_right(tokenizer)
         self.columns = frozenset(columns)
         self.pad: Any
         if token_labels:

@@ -28,7 +28,7 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from transformers import BertForMultipleChoice, PreTrainedTokenizerBase
+from transformers import AutoModelForMultipleChoice, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
@@ -38,7 +38,15 @@ from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.files import load_hub, read_table_file, row_location
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import PREDICTED, CardFacts, Prediction, Task
-from bertkit.tasks.fine_tuning import BadRows, FineTuningDataConfig, first_rows, map_processes, tsv, warn_if_truncated
+from bertkit.tasks.fine_tuning import (
+    BadRows,
+    FineTuningDataConfig,
+    first_rows,
+    map_processes,
+    padding_on_the_right,
+    tsv,
+    warn_if_truncated,
+)
 
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1  # bump when the encoding changes, to retire old caches
@@ -151,7 +159,7 @@ class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
         )
 
     def head(self, model: ModelConfig) -> Head:
-        return Head(model_class=BertForMultipleChoice)
+        return Head(model_class=AutoModelForMultipleChoice)
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         gathered = {"logits": output.logits.float()}
@@ -519,7 +527,7 @@ class ChoicePadding:
     [questions, choices, tokens] batch; other columns are dropped."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None) -> None:
-        self.tokenizer = tokenizer
+        self.tokenizer = padding_on_the_right(tokenizer)
         self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ import torch
 from seqeval.metrics import accuracy_score, classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2
-from transformers import BertForTokenClassification, PreTrainedTokenizerBase
+from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from bertkit.core.batch import IGNORE_INDEX, Batch, Gathered, Scores
 from bertkit.core.errors import DataError
@@ -34,7 +34,13 @@ from bertkit.readers.conll import LINE, TAGS, WORDS, read_columns, read_hub
 from bertkit.readers.files import decoded_lines, file_keys
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import PREDICTED, CardFacts, Prediction, Task, pipeline_usage
-from bertkit.tasks.fine_tuning import DynamicPadding, FineTuningDataConfig, first_rows, map_processes
+from bertkit.tasks.fine_tuning import (
+    DynamicPadding,
+    FineTuningDataConfig,
+    first_rows,
+    map_processes,
+    windows_left_to_right,
+)
 
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1  # bump when features change, to retire old caches
@@ -89,6 +95,7 @@ class TokenClassificationTask(Task[NerDataConfig]):
         """Read, check tags against the training set's, build windows, and the way back to words."""
         if not tokenizer.is_fast:
             raise DataError("NER features need the word ids of a fast tokenizer")
+        tokenizer = words_tokenizer(tokenizer)
         sentences, origin = _read(self.cfg, str(cache_dir / "datasets"))
         self.labels = tag_set(sentences["train"])
         if self.checkpoint_labels is not None:
@@ -138,6 +145,7 @@ class TokenClassificationTask(Task[NerDataConfig]):
         file (words in the first column; tags, if there, checked and kept beside the predictions)."""
         if not tokenizer.is_fast:
             raise DataError("NER features need the word ids of a fast tokenizer")
+        tokenizer = words_tokenizer(tokenizer)
         self.labels = self._checkpoint_tags()
         sentences = read_for_prediction(path, self.cfg, tokenizer, str(cache_dir / "datasets"))
         tagged = TAGS in sentences.column_names
@@ -151,7 +159,8 @@ class TokenClassificationTask(Task[NerDataConfig]):
         log.info("%s: %s", path, ", ".join(f"{k}={v}" for k, v in split_stats(sentences, features).items()))
         self.decoders = {PREDICTED: WordTags(sentences, features, self.labels, tagged)}
         collate = DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS, token_labels=True)
-        return self.prediction(features.select_columns(MODEL_COLUMNS[:-1]), collate, len(sentences))
+        inputs = features.select_columns([c for c in MODEL_COLUMNS[:-1] if c in features.column_names])
+        return self.prediction(inputs, collate, len(sentences))
 
     def prediction_records(self, split: str, decoded: list[list[str]]) -> list[dict[str, Any]]:
         """Per sentence: its text (a raw line, or the words joined by spaces), words, tags and entity spans
@@ -165,7 +174,7 @@ class TokenClassificationTask(Task[NerDataConfig]):
     def head(self, model: ModelConfig) -> Head:
         id2label = dict(enumerate(self.labels))
         return Head(
-            model_class=BertForTokenClassification,
+            model_class=AutoModelForTokenClassification,
             config={
                 "num_labels": len(self.labels),
                 "id2label": id2label,
@@ -299,6 +308,7 @@ def check_tags(rows: datasets.Dataset, labels: tuple[str, ...], where: str) -> N
 
 
 def _features(rows: datasets.Dataset, tokenizer, cfg: NerDataConfig, labels: tuple[str, ...], key: str):
+    tokenizer = windows_left_to_right(tokenizer)
     tag_ids = {tag: i for i, tag in enumerate(labels)}
     inside = {i: tag_ids.get("I-" + tag[2:], i) for tag, i in tag_ids.items() if tag.startswith("B-")}
 
@@ -314,15 +324,11 @@ def _features(rows: datasets.Dataset, tokenizer, cfg: NerDataConfig, labels: tup
         )
         sources = encoded.pop("overflow_to_sample_mapping")
         offsets = encoded.pop("offset_mapping")
-        out: dict[str, list] = {name: encoded[name] for name in ("input_ids", "token_type_ids", "attention_mask")}
+        out: dict[str, list] = {name: encoded[name] for name in MODEL_COLUMNS[:-1] if name in encoded}
         out[SENTENCE], out[FIRST_OF_WORD], out["labels"] = [], [], []
         for feature, source in enumerate(sources):
             word_ids = encoded.word_ids(feature)
-            # With words given apart, a sub-token starting at character 0 of its word begins it: this holds in
-            # windows that start inside a word too, where the word's first sub-token is in the window before.
-            first = [
-                w if w is not None and span[0] == 0 else -1 for w, span in zip(word_ids, offsets[feature], strict=True)
-            ]
+            first = _first_of_words(word_ids, offsets[feature])
             tags = batch[TAGS][source]
             labels_out = []
             for w, begins in zip(word_ids, first, strict=True):
@@ -349,6 +355,27 @@ def _features(rows: datasets.Dataset, tokenizer, cfg: NerDataConfig, labels: tup
         new_fingerprint=fingerprint(rows._fingerprint, key),
         desc="NER features",
     )
+
+
+def _first_of_words(word_ids: list[int | None], offsets: list[tuple[int, int]]) -> list[int]:
+    """Per sub-token, the word it begins, or -1. A sub-token begins its word when the one before belongs to
+    another; at a window's start (after special tokens) the word may have begun in the window before, so there
+    the sub-token must also start at character 0 of its word (words are given apart)."""
+    first: list[int] = []
+    previous = None
+    for word, span in zip(word_ids, offsets, strict=True):
+        begins = word is not None and word != previous and (previous is not None or span[0] == 0)
+        first.append(word if begins and word is not None else -1)
+        previous = word
+    return first
+
+
+def words_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """A tokenizer that reads words given apart as a running text reads them: a byte-level BPE (RoBERTa,
+    ModernBERT's kind) needs the space before each word added (add_prefix_space), as it is loaded."""
+    if getattr(tokenizer, "add_prefix_space", None) is False:
+        return AutoTokenizer.from_pretrained(tokenizer.name_or_path, add_prefix_space=True)
+    return tokenizer
 
 
 def split_stats(sentences: datasets.Dataset, features: datasets.Dataset) -> dict[str, Any]:

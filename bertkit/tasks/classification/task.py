@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import datasets
 import numpy as np
 import torch
-from transformers import BertForSequenceClassification, PreTrainedTokenizerBase
+from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
@@ -172,7 +172,7 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
     def head(self, model: ModelConfig) -> Head:
         id2label = dict(enumerate(self.labels.names)) or {0: "score"}
         return Head(
-            model_class=BertForSequenceClassification,
+            model_class=AutoModelForSequenceClassification,
             config={
                 "num_labels": self.labels.num_labels,
                 "id2label": id2label,

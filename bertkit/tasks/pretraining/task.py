@@ -45,6 +45,7 @@ HELD_OUT = "heldout"
 class PretrainingTask(Task[PretrainCorpusConfig]):
     """Masked language modelling, with the sentence-pair task of the objective, scored on held-out documents."""
 
+    any_encoder = False  # BERT's pretraining heads
     majority_token: int
     majority_label: int | None
     every_position: bool = False

@@ -35,11 +35,13 @@ from bertkit.readers.squad_json import (
     read_json,
     split_by_article,
 )
-from bertkit.tasks.fine_tuning import map_processes
+from bertkit.tasks.fine_tuning import map_processes, windows_left_to_right
 from bertkit.tasks.question_answering.answers import EXAMPLE, OFFSET_ENDS, OFFSET_STARTS
 from bertkit.tasks.question_answering.config import SquadDataConfig
 
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions")
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+"""What the tokenizer gives the model (token_type_ids only for models with type embeddings)."""
 QUESTION_TRUNCATED, ANSWER_IN_WINDOW = "question_truncated", "answer_in_window"
 
 
@@ -98,6 +100,7 @@ def build_features(
     questions: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, cfg: SquadDataConfig, key: str, training: bool
 ) -> datasets.Dataset:
     """Windows of question + context; training features carry start/end token positions."""
+    tokenizer = windows_left_to_right(tokenizer)
 
     def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         texts, truncated = _truncated_questions(batch[QUESTION], tokenizer, cfg.max_query_length)
@@ -113,7 +116,7 @@ def build_features(
         )
         sources = encoded.pop("overflow_to_sample_mapping")
         offsets_of = encoded.pop("offset_mapping")
-        out: dict[str, list] = {name: encoded[name] for name in ("input_ids", "token_type_ids", "attention_mask")}
+        out: dict[str, list] = {name: encoded[name] for name in MODEL_INPUTS if name in encoded}
         out[EXAMPLE], out[QUESTION_TRUNCATED], out[OFFSET_STARTS], out[OFFSET_ENDS] = [], [], [], []
         out["start_positions"], out["end_positions"], out[ANSWER_IN_WINDOW] = [], [], []
         for feature, source in enumerate(sources):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import BertForQuestionAnswering, PreTrainedTokenizerBase
+from transformers import AutoModelForQuestionAnswering, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
@@ -81,7 +81,7 @@ class QuestionAnsweringTask(Task[SquadDataConfig]):
         return TaskData(
             spec=TaskSpec.of(tokenizer, self.cfg.max_seq_length),
             train=train.select_columns([c for c in MODEL_COLUMNS if c in train.column_names]),
-            evaluation={"validation": evaluation.select_columns(list(EVALUATION_COLUMNS))},
+            evaluation={"validation": _inputs(evaluation)},
             collate_train=collate,
             collate_eval=collate,
             stats=stats,
@@ -100,7 +100,7 @@ class QuestionAnsweringTask(Task[SquadDataConfig]):
         self.decoder = AnswerDecoder.from_features(self.cfg, questions, features)
         self.top_k = top_k
         collate = DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS)
-        return self.prediction(features.select_columns(list(EVALUATION_COLUMNS)), collate, len(questions))
+        return self.prediction(_inputs(features), collate, len(questions))
 
     def prediction_records(self, split: str, decoded: Answers) -> list[dict[str, Any]]:
         """id, question, the answer with its probability among the n best and its characters in the context
@@ -117,7 +117,7 @@ class QuestionAnsweringTask(Task[SquadDataConfig]):
         return records
 
     def head(self, model: ModelConfig) -> Head:
-        return Head(model_class=BertForQuestionAnswering, config={"num_labels": 2})  # a start and an end logit
+        return Head(model_class=AutoModelForQuestionAnswering, config={"num_labels": 2})  # a start and an end logit
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         return {"start_logits": output.start_logits.float(), "end_logits": output.end_logits.float()}
@@ -146,3 +146,8 @@ class QuestionAnsweringTask(Task[SquadDataConfig]):
                 'print(pipe(question="Who wrote it?", context="The book was written by Ann Lee."))',
             ),
         )
+
+
+def _inputs(features):
+    """The model's inputs of evaluation features (token_type_ids only where the tokenizer gave them)."""
+    return features.select_columns([name for name in EVALUATION_COLUMNS if name in features.column_names])
