@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py squad --seeds 0       # SQuAD v1.1, held-out articles of dev-v1.1.json
     python benchmarks/accuracy.py ner --seeds 0         # CoNLL-2003, test F1 on eng.testb
     python benchmarks/accuracy.py openbookqa --seeds 0  # OpenBookQA (main), accuracy on dev.tsv
+    python benchmarks/accuracy.py goemotions --seeds 0  # GoEmotions multi-label, micro/macro F1 on dev.tsv
     python benchmarks/accuracy.py ner --table-only
 
 squad: no SQuAD training file is available offline, so both train on 80% of the articles of dev-v1.1.json
@@ -32,6 +33,7 @@ SHARED = ROOT.parent / "shared"
 SQUAD_FILE = SHARED / "data" / "squad" / "dev-v1.1.json"
 CONLL_DIR = SHARED / "data" / "conll2003"
 OBQA_DIR = SHARED / "data" / "openbookqa"
+GOEMOTIONS_DIR = SHARED / "data" / "goemotions"
 TASKS = {
     # task: (bertkit overrides, bertkit split scored, baseline script, its data arguments, metrics, title)
     "squad": (
@@ -50,6 +52,13 @@ TASKS = {
          f"data.validation_file={OBQA_DIR / 'dev.tsv'}"],
         "validation", "hf_multiple_choice_baseline.py", ["--obqa-dir", str(OBQA_DIR)], ("accuracy",),
         "OpenBookQA (main), dev accuracy",
+    ),
+    "goemotions": (
+        ["+experiment=goemotions", f"data.train_file={GOEMOTIONS_DIR / 'train.tsv'}",
+         f"data.validation_file={GOEMOTIONS_DIR / 'dev.tsv'}",
+         f"data.label_names_file={GOEMOTIONS_DIR / 'labels.txt'}"],
+        "validation", "hf_multilabel_baseline.py", ["--data-dir", str(GOEMOTIONS_DIR)], ("f1_micro", "f1_macro"),
+        "GoEmotions (multi-label, 28 labels), dev micro and macro F1 at threshold 0.5",
     ),
 }  # fmt: skip
 
@@ -89,7 +98,7 @@ def run_baseline(task: str, seed: int, args) -> dict:
     }
 
 
-POINTS = {"squad": 1.0, "ner": 100.0, "openbookqa": 100.0}
+POINTS = {"squad": 1.0, "ner": 100.0, "openbookqa": 100.0, "goemotions": 100.0}
 """Every score in points (0-100): SQuAD's already are, seqeval's and the accuracy are fractions."""
 
 

@@ -86,7 +86,7 @@ def write_results(
     metrics |= {"stopped_early": result.stopped_early} if result.stopped_early else {}
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     card = model_card(run, result, task, data, fresh_modules)
-    recipe = {RECIPE_KEY: recipe_record(run.data)}
+    recipe = {RECIPE_KEY: recipe_record(run.data, task.tuned_settings())}
     save_model(result.model, result.state_dict, tokenizer, run_dir / MODEL_DIR, card, recipe)
     plot_curves(run_dir / "log.jsonl", run_dir / "curves.png", task.headline_metrics)
     return metrics

@@ -56,6 +56,17 @@ def test_swag_layout_one_column_per_choice(tmp_path, cache_dir):
     assert len(splits["train"]) == 12 and skipped == {}
 
 
+def test_a_headerless_file_takes_its_column_names_from_the_setting(tmp_path, cache_dir):
+    data = swag_csv(tmp_path / "train.csv")
+    header, *lines = data.read_text().splitlines()
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("\n".join(lines) + "\n")
+    named = swag_config(headerless, validation_file=str(headerless), column_names=header.split(","))
+    with_header = read_splits(swag_config(data, validation_file=str(data)), str(cache_dir))[0]
+    without = read_splits(named, str(cache_dir))[0]
+    assert without["validation"].to_list() == with_header["validation"].to_list()
+
+
 def test_without_a_validation_file_a_seeded_share_is_held_out(tmp_path, cache_dir):
     data = swag_csv(tmp_path / "train.csv")
     splits, _, _ = read_splits(swag_config(data, validation_fraction=0.25), str(cache_dir))

@@ -83,16 +83,28 @@ def decoded_lines(path: str | Path, errors: str = "strict") -> Iterator[str]:
             offset += len(raw)
 
 
-def load_table(files: list[Path], setting: str, datasets_cache: str, shown: str | None = None) -> datasets.Dataset:
+def load_table(
+    files: list[Path],
+    setting: str,
+    datasets_cache: str,
+    shown: str | None = None,
+    column_names: list[str] | None = None,
+    as_text: list[str] | None = None,
+) -> datasets.Dataset:
     """Rows of CSV, TSV, JSON(L) or parquet files (all of one format), read by `datasets`' builders. shown: how
-    errors name the files (a decoded copy is named as the user's file)."""
+    errors name the files (a decoded copy is named as the user's file); column_names: a CSV/TSV without a
+    header line; as_text: CSV/TSV columns read as strings whatever they look like (e.g. "27" and "2,3")."""
     shown = shown or ", ".join(map(str, files))
     formats = {TABLE_FORMATS.get(f.suffix.lower()) for f in files}
     if None in formats or len(formats) != 1:
         bad = next((f for f in files if f.suffix.lower() not in TABLE_FORMATS), files[0])
         raise DataError(f"{setting}: {bad} is not one of {sorted(TABLE_FORMATS)} (or the files mix formats)")
     builder = formats.pop()
-    options = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
+    options: dict[str, Any] = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
+    if builder == "csv" and column_names:
+        options["column_names"] = list(column_names)
+    if builder == "csv" and as_text:
+        options["converters"] = dict.fromkeys(as_text, str)  # pandas: the cell as written
     if builder == "json":
         for file in files:
             _check_json_records(file, setting, shown if len(files) == 1 else str(file))
@@ -122,7 +134,12 @@ def load_hub(
 
 
 def read_table_file(
-    path: str, setting: str, datasets_cache: str, encoding_errors: EncodingErrors = EncodingErrors.strict
+    path: str,
+    setting: str,
+    datasets_cache: str,
+    encoding_errors: EncodingErrors = EncodingErrors.strict,
+    column_names: list[str] | None = None,
+    as_text: list[str] | None = None,
 ) -> datasets.Dataset:
     """The rows of one CSV/TSV/JSON/JSONL/parquet file named by a setting. What `datasets` would report as "An
     error occurred while generating the dataset" is named first: a missing or empty file, a folder, bytes that
@@ -136,21 +153,24 @@ def read_table_file(
     if file.suffix.lower() not in TABLE_FORMATS:
         raise DataError(f"{setting}: {path} is not one of {sorted(TABLE_FORMATS)}")
     if file.suffix.lower() != ".parquet":
-        file = _checked_text(file, path, setting, encoding_errors, Path(datasets_cache))
-    rows = load_table([file], setting, datasets_cache, shown=path)
+        file = _checked_text(file, path, setting, encoding_errors, Path(datasets_cache), check_header=not column_names)
+    rows = load_table([file], setting, datasets_cache, path, column_names, as_text)
     if len(rows) == 0:
         raise DataError(f"{setting}: {path} holds no rows")
     return rows
 
 
-def _checked_text(file: Path, spelled: str, setting: str, errors: EncodingErrors, cache: Path) -> Path:
+def _checked_text(
+    file: Path, spelled: str, setting: str, errors: EncodingErrors, cache: Path, check_header: bool = True
+) -> Path:
     """The file, once known to be non-empty UTF-8 with the delimiter its name says (read in blocks, never whole);
     with errors=replace and bad bytes, a decoded copy (U+FFFD for them) in the cache."""
     with open(file, "rb") as handle:
         head = handle.read(1 << 16)
     if not head.strip() and file.stat().st_size <= len(head):
         raise DataError(f"{setting}: {spelled} is empty (not even a header line)")
-    _check_delimiter(head.decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0], spelled, setting)
+    if check_header:
+        _check_delimiter(head.decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0], spelled, setting)
     bad = _first_bad_byte(file)
     if bad is None:
         return file

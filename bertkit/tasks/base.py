@@ -72,12 +72,16 @@ class CheckpointLabels:
     checkpoint: str
     names: tuple[str, ...]
     regression: bool
+    multi_label: bool = False
 
     @classmethod
     def of(cls, checkpoint: str, config: PretrainedConfig) -> CheckpointLabels:
-        """The labels a checkpoint's config.json names (id2label), and whether its head regresses."""
+        """The labels a checkpoint's config.json names (id2label), and whether its head regresses or predicts
+        several labels per example."""
         names = tuple(str(config.id2label[i]) for i in sorted(config.id2label))
-        return cls(checkpoint=checkpoint, names=names, regression=getattr(config, "problem_type", None) == "regression")
+        problem = getattr(config, "problem_type", None)
+        return cls(checkpoint=checkpoint, names=names, regression=problem == "regression",
+                   multi_label=problem == "multi_label_classification")  # fmt: skip
 
     @property
     def placeholders(self) -> bool:
@@ -167,6 +171,11 @@ class Task(ABC, Generic[ConfigT]):
 
     def prediction_files(self, split: str, decoded: Any) -> dict[str, str]:
         """{file name under predictions/: text} for one split's predictions."""
+        return {}
+
+    def tuned_settings(self) -> dict[str, Any]:
+        """Data settings the run chose (e.g. a decision threshold tuned on validation): the model folder records
+        them in place of the configured ones, so prediction uses them."""
         return {}
 
     def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:

@@ -90,6 +90,8 @@ class MultipleChoiceDataConfig(FineTuningDataConfig):
     """A row whose choices or answer cannot be read: stop naming file and line, or skip it and count it."""
     predict: bool = True
     """Predict data.test_file and write it under predictions/."""
+    column_names: list[str] | None = None
+    """Names of the columns of CSV/TSV files that have no header line (their first line is data)."""
 
     def __post_init__(self) -> None:
         require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
@@ -175,7 +177,7 @@ class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
 
     def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:
         """Questions in any layout training reads (the same data.* column settings); answers, if there, kept."""
-        rows = read_table_file(path, "INPUT", str(cache_dir / "datasets")).flatten()
+        rows = read_table_file(path, "INPUT", str(cache_dir / "datasets"), column_names=self.cfg.column_names).flatten()
         _check_columns(rows, self.cfg, path, needs_answer=False)
         questions = read_questions(rows, self.cfg, path, labeled=_has_answers(rows, self.cfg.answer_column))
         _check_choice_counts({PREDICTED: questions}, PREDICTED)
@@ -260,7 +262,8 @@ def _raw_splits(cfg: MultipleChoiceDataConfig, datasets_cache: str) -> tuple[dic
     for split, attribute in wanted.items():
         path = getattr(cfg, attribute)
         if path is not None:
-            raw[split] = (read_table_file(path, f"data.{attribute}", datasets_cache).flatten(), path)
+            rows = read_table_file(path, f"data.{attribute}", datasets_cache, column_names=cfg.column_names)
+            raw[split] = (rows.flatten(), path)
     return raw, cfg.train_file
 
 

@@ -63,9 +63,10 @@ _BY_HEAD = {
 }
 
 
-def recipe_record(cfg: DataConfig) -> dict[str, Any]:
+def recipe_record(cfg: DataConfig, tuned: dict[str, Any] | None = None) -> dict[str, Any]:
     """The data recipe as a model folder records it, so `bertkit predict` reads files the way training did: the
-    schema's name and its settings, without input paths, sample limits and bookkeeping."""
+    schema's name and its settings (those the run tuned in place of the configured), without input paths,
+    sample limits and bookkeeping."""
     name = next(name for name, (schema, _) in TASKS.items() if type(cfg) is schema)
     settings = {}
     for spec in fields(cfg):
@@ -74,7 +75,7 @@ def recipe_record(cfg: DataConfig) -> dict[str, Any]:
             continue
         if not is_dataclass(value):
             settings[spec.name] = value.name if isinstance(value, Enum) else value
-    return {"schema": name, "data": settings}
+    return {"schema": name, "data": settings | (tuned or {})}
 
 
 def recorded_recipe(config: PretrainedConfig, checkpoint: str) -> tuple[type, type[Task[Any]], dict[str, Any]]:

@@ -18,14 +18,16 @@ import datasets
 import numpy as np
 from omegaconf import MISSING
 
-from bertkit.core.batch import Scores
+from bertkit.core.batch import Gathered, Scores
 from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path, require
 from bertkit.readers.files import EncodingErrors, read_table_file, row_location
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
+from bertkit.tasks.classification import multi_label
 from bertkit.tasks.classification.scores import classification_scores, regression_scores
 from bertkit.tasks.classification.task import (
     LabelSpace,
+    Predictions,
     SentenceSplits,
     SentenceTaskConfig,
     SequenceClassificationTask,
@@ -40,9 +42,10 @@ _SETTINGS = {"train": "data.train_file", "validation": "data.validation_file", "
 class LabelKind(StrEnum):
     """How the label column of your own data is read."""
 
-    auto = "auto"  # float values mean regression, anything else classification
+    auto = "auto"  # lists or separated label sets mean multi-label, float values regression, else classification
     classification = "classification"
     regression = "regression"
+    multi_label = "multi_label"  # several labels per row (a list, or one 0/1 column per label)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -59,6 +62,17 @@ class CustomDataConfig(SentenceTaskConfig):
     """Second text of a pair task (e.g. the hypothesis of an entailment pair)."""
     label_column: str = "label"
     label_kind: LabelKind = LabelKind.auto
+    label_separator: str = ","
+    """Multi-label: what separates a row's labels in data.label_column (a JSON list needs none)."""
+    label_columns: list[str] | None = None
+    """Multi-label: one 0/1 column per label (their names are the labels) instead of data.label_column."""
+    label_names_file: str | None = input_path(None)
+    """Multi-label: label names, one per line, for label columns that hold ids (line i names id i)."""
+    threshold: float | None = 0.5
+    """Multi-label: a label is predicted when its probability reaches this; null: tuned on the validation split
+    (best micro F1) and recorded in the model's config."""
+    column_names: list[str] | None = None
+    """Names of the columns of CSV/TSV files that have no header line (their first line is data)."""
     encoding_errors: EncodingErrors = EncodingErrors.strict
     """Bytes that are not UTF-8: strict stops, naming line and byte offset; replace decodes them as U+FFFD."""
     validation_fraction: float = 0.1
@@ -68,14 +82,43 @@ class CustomDataConfig(SentenceTaskConfig):
     def __post_init__(self) -> None:
         SentenceTaskConfig.__post_init__(self)
         require(0 < self.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
+        require(self.threshold is None or 0 < self.threshold < 1, "data.threshold", "must be in (0, 1), or null")
+        require(self.label_columns is None or len(self.label_columns) >= 2, "data.label_columns", "needs two or more")
+
+    @property
+    def multi_label_asked(self) -> bool:
+        return self.label_kind == LabelKind.multi_label or self.label_columns is not None
 
 
 class CustomClassification(SequenceClassificationTask[CustomDataConfig]):
     """Your own files: classification over the training file's labels, or regression on float labels."""
 
+    threshold: float = 0.5
+    """Multi-label: the decision threshold in use (data.threshold, or the one tuned on validation)."""
+
     @property
     def headline_metrics(self) -> tuple[str, ...]:
+        if self.labels.multi_label:
+            return ("f1_micro", "f1_macro")
         return ("pearson", "spearmanr") if self.labels.is_regression else ("accuracy", "f1_macro")
+
+    def decode(self, split: str, gathered: Gathered) -> Predictions:
+        """Single-label as every sentence task; multi-label: each label's sigmoid probability against the
+        threshold (data.threshold, or tuned on this split when it is the first scored one and the setting is null)."""
+        if not self.labels.multi_label:
+            return super().decode(split, gathered)
+        probabilities = 1.0 / (1.0 + np.exp(-gathered["logits"].astype(np.float64)))
+        references = gathered.get("labels")
+        if self.cfg.threshold is not None:
+            self.threshold = self.cfg.threshold
+        elif references is not None and split == "validation":
+            self.threshold = multi_label.best_threshold(probabilities, references)
+            log.info("%s: decision threshold %.2f (best micro F1; data.threshold=null)", split, self.threshold)
+        return Predictions(probabilities >= self.threshold, references, probabilities)
+
+    def tuned_settings(self) -> dict[str, Any]:
+        tuned = self.labels.multi_label and self.cfg.threshold is None
+        return {"threshold": self.threshold} if tuned else {}
 
     def read(self, cache_dir: Path) -> tuple[SentenceSplits, LabelSpace]:
         return read_splits(self.cfg, str(cache_dir / "datasets"))
@@ -83,7 +126,8 @@ class CustomClassification(SequenceClassificationTask[CustomDataConfig]):
     def read_for_prediction(self, path: str, cache_dir: Path) -> datasets.Dataset:
         columns = (self.cfg.text_column, self.cfg.text_pair_column)
         placeholders = self.checkpoint_labels is not None and self.checkpoint_labels.placeholders
-        label = None if placeholders else (self.cfg.label_column, self.labels)  # LABEL_0, ...: no gold to match
+        no_gold = placeholders or self.labels.multi_label  # LABEL_0, ...: no gold to match; label sets: not kept
+        label = None if no_gold else (self.cfg.label_column, self.labels)
         return read_texts(path, columns, self.cfg.encoding_errors, str(cache_dir / "datasets"), label)
 
     def description(self) -> str:
@@ -91,6 +135,8 @@ class CustomClassification(SequenceClassificationTask[CustomDataConfig]):
         return f"{self.cfg.train_file} ({kind} of {_columns_named(self.cfg)})"
 
     def metric(self, predictions: np.ndarray, references: np.ndarray) -> Scores:
+        if self.labels.multi_label:
+            return multi_label.scores(predictions, references, self.labels.names)
         scores = regression_scores if self.labels.is_regression else classification_scores
         return scores(predictions, references)
 
@@ -100,8 +146,11 @@ HEADER_HINT = "the first line is read as the header: a file without one needs a 
 
 def read_splits(cfg: CustomDataConfig, datasets_cache: str) -> tuple[SentenceSplits, LabelSpace]:
     """Read the files, check columns and labels, and hold out a validation split if none is given."""
+    as_text = [cfg.label_column] if cfg.label_kind == LabelKind.multi_label and not cfg.label_columns else None
     raw = {
-        split: read_table_file(getattr(cfg, setting.split(".")[1]), setting, datasets_cache, cfg.encoding_errors)
+        split: read_table_file(
+            getattr(cfg, setting.split(".")[1]), setting, datasets_cache, cfg.encoding_errors, cfg.column_names, as_text
+        )
         for split, setting in _SETTINGS.items()
         if getattr(cfg, setting.split(".")[1]) is not None
     }
@@ -120,7 +169,11 @@ def read_splits(cfg: CustomDataConfig, datasets_cache: str) -> tuple[SentenceSpl
 
 
 def label_space(cfg: CustomDataConfig, train: datasets.Dataset) -> LabelSpace:
-    """Regression for float labels (or when asked), else the training file's distinct labels, sorted."""
+    """Label sets (when asked, or lists/separated sets found), regression for float labels (or when asked), else
+    the training file's distinct labels, sorted."""
+    multi = _multi_label_space(cfg, train)
+    if multi is not None:
+        return multi
     values = train[cfg.label_column]
     missing = next((i for i, value in enumerate(values) if value is None), None)
     if missing is not None:
@@ -152,10 +205,28 @@ def label_space(cfg: CustomDataConfig, train: datasets.Dataset) -> LabelSpace:
     return LabelSpace(names=tuple(str(v) for v in distinct))
 
 
+def _multi_label_space(cfg: CustomDataConfig, train: datasets.Dataset) -> LabelSpace | None:
+    """The labels of a multi-label task: the 0/1 columns, the names file, or the distinct labels of the sets."""
+    if cfg.label_columns is not None:
+        return LabelSpace(names=tuple(cfg.label_columns), multi_label=True)
+    values = train[cfg.label_column]
+    found = cfg.label_kind == LabelKind.auto and multi_label.looks_multi_label(values, cfg.label_separator)
+    if not (cfg.multi_label_asked or found):
+        return None
+    if cfg.label_names_file is not None:
+        return LabelSpace(names=multi_label.names_from_file(cfg.label_names_file), multi_label=True)
+    names = multi_label.names_in(values, cfg.label_separator)
+    if len(names) < 2:
+        raise DataError(f"{cfg.train_file}: {cfg.label_column!r} has {len(names)} label(s); multi-label needs two")
+    return LabelSpace(names=names, multi_label=True)
+
+
 def _check_columns(cfg: CustomDataConfig, split: str, rows: datasets.Dataset, needs_label: bool) -> None:
     setting = _SETTINGS[split]
     wanted = {"data.text_column": cfg.text_column, "data.text_pair_column": cfg.text_pair_column}
-    if needs_label:
+    if needs_label and cfg.label_columns is not None:
+        wanted |= {f"data.label_columns[{i}]": column for i, column in enumerate(cfg.label_columns)}
+    elif needs_label:
         wanted["data.label_column"] = cfg.label_column
     path = getattr(cfg, setting.split(".")[1])
     for key, column in wanted.items():
@@ -163,7 +234,7 @@ def _check_columns(cfg: CustomDataConfig, split: str, rows: datasets.Dataset, ne
             hint = "" if set(wanted.values()) & set(rows.column_names) else f"; {HEADER_HINT}"
             raise DataError(f"{path}: no column {column!r} ({key}); the columns are {rows.column_names}{hint}")
         feature = rows.features.get(column) if column is not None else None
-        if key != "data.label_column" and feature is not None and _not_text(feature):
+        if not key.startswith("data.label_column") and feature is not None and _not_text(feature):
             raise DataError(
                 f"{path}: column {column!r} ({key}) holds {getattr(feature, 'dtype', feature)} values, not text; "
                 f"name the text column in {key}"
@@ -187,6 +258,8 @@ def _rows(
     columns = {cfg.text_column: TEXT}
     if cfg.text_pair_column is not None:
         columns[cfg.text_pair_column] = TEXT_PAIR
+    if labels.multi_label:
+        return _label_sets(cfg, path, rows, columns, labels, keep_label)
     labeled = keep_label and cfg.label_column in rows.column_names
     if labeled:
         columns[cfg.label_column] = LABEL
@@ -202,6 +275,25 @@ def _rows(
     return out.remove_columns(LABEL).add_column(LABEL, ids)
 
 
+def _label_sets(
+    cfg: CustomDataConfig, path: str, rows: datasets.Dataset, columns: dict, labels: LabelSpace, keep_label: bool
+) -> datasets.Dataset:
+    """{text, text_pair?, index, label?} with each row's labels as a 0/1 vector (rows with none allowed)."""
+    out = rows.select_columns(list(columns)).rename_columns(columns)
+    out = out.add_column(INDEX, [str(i) for i in range(len(out))])
+    if not keep_label:
+        return out
+    if cfg.label_columns is not None:
+        if not all(column in rows.column_names for column in cfg.label_columns):
+            return out
+        return out.add_column(LABEL, multi_label.columns_multi_hot(path, rows, cfg.label_columns))
+    if cfg.label_column not in rows.column_names:
+        return out
+    by_id = cfg.label_names_file is not None
+    vectors = multi_label.multi_hot(path, rows[cfg.label_column], labels.names, cfg.label_separator, by_id)
+    return out.add_column(LABEL, vectors)
+
+
 def _hold_out(
     train: datasets.Dataset, cfg: CustomDataConfig, labels: LabelSpace
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
@@ -213,7 +305,7 @@ def _hold_out(
             f"{cfg.validation_fraction} of them; give data.validation_file"
         )
     stratify = None
-    if not labels.is_regression:
+    if not labels.is_regression and not labels.multi_label:
         counts = np.bincount(np.asarray(train[LABEL]), minlength=labels.num_labels)
         present = np.count_nonzero(counts)
         if counts.min() >= 2 and held_out >= present and len(train) - held_out >= present:

@@ -41,6 +41,9 @@ from bertkit.tasks.fine_tuning import (
 log = logging.getLogger(__name__)
 _FORMAT_VERSION = 1  # bump when tokenization changes, to retire old caches
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
+_PROBLEMS = {(True, False): "regression", (False, False): "single_label_classification",
+             (False, True): "multi_label_classification"}  # fmt: skip
+"""transformers' problem_type, by (regression, multi-label): it picks the loss (MSE, cross-entropy, BCE)."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -75,6 +78,8 @@ class LabelSpace:
     """Label names by id, or none for regression."""
 
     names: tuple[str, ...] = ()
+    multi_label: bool = False
+    """Several labels per example (a 0/1 vector each), scored by sigmoid probabilities."""
 
     @property
     def is_regression(self) -> bool:
@@ -157,7 +162,9 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
     def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:
         assert self.checkpoint_labels is not None, "predicting needs the checkpoint's labels"
         checkpoint = self.checkpoint_labels
-        self.labels = LabelSpace() if checkpoint.regression else LabelSpace(names=checkpoint.names)
+        self.labels = LabelSpace(
+            names=() if checkpoint.regression else checkpoint.names, multi_label=checkpoint.multi_label
+        )
         rows = self.read_for_prediction(path, cache_dir)
         self.rows = {PREDICTED: rows}
         key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length)
@@ -177,7 +184,7 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
                 "num_labels": self.labels.num_labels,
                 "id2label": id2label,
                 "label2id": {name: i for i, name in id2label.items()},
-                "problem_type": "regression" if self.labels.is_regression else "single_label_classification",
+                "problem_type": _PROBLEMS[(self.labels.is_regression, self.labels.multi_label)],
             },
         )
 
@@ -209,16 +216,27 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         if self.labels.is_regression:
             rows = [row + [f"{v:.6f}"] for row, v in zip(rows, decoded.values, strict=True)]  # as probabilities
         else:
-            rows = [row + [self.labels.names[i]] for row, i in zip(rows, decoded.values, strict=True)]
+            rows = [row + [self._named(v)] for row, v in zip(rows, decoded.values, strict=True)]
         if decoded.probabilities is not None:
             header += [f"prob_{name}" for name in self.labels.names]
             rows = [row + [f"{p:.6f}" for p in ps] for row, ps in zip(rows, decoded.probabilities, strict=True)]
         if decoded.references is None:
             return header, rows
-        gold = [f"{v:.6g}" for v in decoded.references]  # float32 scores as the file wrote them: 3.8, not 3.7999999
+        gold = [f"{v:.6g}" for v in decoded.references] if self.labels.is_regression else []  # 3.8, not 3.7999999
         if not self.labels.is_regression:
-            gold = [self.labels.names[int(i)] for i in decoded.references]
+            gold = [self._named(v) for v in decoded.references]
         return header + ["label"], [row + [g] for row, g in zip(rows, gold, strict=True)]
+
+    def _listed(self, value: Any) -> str | list[str]:
+        """A record's prediction or label: a class name, or the names of a label set."""
+        if not self.labels.multi_label:
+            return self.labels.names[int(value)]
+        return [self.labels.names[i] for i in np.flatnonzero(np.asarray(value) > 0.5)]
+
+    def _named(self, value: Any) -> str:
+        """A prediction or label in a file: a class name, or a label set's names joined by commas."""
+        listed = self._listed(value)
+        return listed if isinstance(listed, str) else ",".join(listed)
 
     def prediction_records(self, split: str, decoded: Predictions) -> list[dict[str, Any]]:
         """index, the text(s), and the predicted score, or label with every class's probability."""
@@ -233,11 +251,15 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
             records = [{**record, "prediction": float(v)} for record, v in zip(records, decoded.values, strict=True)]
         else:
             records = [
-                {**record, "prediction": names[i], "probabilities": dict(zip(names, map(float, ps), strict=True))}
-                for record, i, ps in zip(records, decoded.values, decoded.probabilities, strict=True)
+                {
+                    **record,
+                    "prediction": self._listed(v),
+                    "probabilities": dict(zip(names, map(float, ps), strict=True)),
+                }
+                for record, v, ps in zip(records, decoded.values, decoded.probabilities, strict=True)
             ]
         if decoded.references is not None:
-            gold = [float(v) if not names else names[int(v)] for v in decoded.references]
+            gold = [float(v) if not names else self._listed(v) for v in decoded.references]
             records = [{**record, "label": label} for record, label in zip(records, gold, strict=True)]
         return records
 
@@ -379,10 +401,18 @@ def _as_checkpoint_labels(
         raise checkpoint.refuse(unknown, "the data")
     renumber = np.array([checkpoint.names.index(name) for name in labels.names], dtype=np.int64)
 
+    def moved(values: Any) -> list:
+        """Label ids to the checkpoint's; 0/1 vectors (multi-label) into the checkpoint's label order."""
+        if not labels.multi_label:
+            return renumber[np.asarray(values)].tolist()
+        vectors = np.zeros((len(values), len(checkpoint.names)), dtype=np.float32)
+        vectors[:, renumber] = np.asarray(values, dtype=np.float32)
+        return vectors.tolist()
+
     def renumbered(rows: datasets.Dataset) -> datasets.Dataset:
         if LABEL not in rows.column_names:
             return rows
-        return rows.map(lambda batch: {LABEL: renumber[np.asarray(batch[LABEL])].tolist()}, batched=True)
+        return rows.map(lambda batch: {LABEL: moved(batch[LABEL])}, batched=True)
 
     splits = SentenceSplits(
         train=renumbered(splits.train),
@@ -390,7 +420,7 @@ def _as_checkpoint_labels(
         prediction=splits.prediction,
         skipped_rows=splits.skipped_rows,
     )
-    return splits, LabelSpace(names=checkpoint.names)
+    return splits, LabelSpace(names=checkpoint.names, multi_label=labels.multi_label)
 
 
 def split_stats(encoded: datasets.Dataset, labels: LabelSpace, max_seq_length: int) -> dict[str, Any]:
@@ -406,6 +436,10 @@ def split_stats(encoded: datasets.Dataset, labels: LabelSpace, max_seq_length: i
         values = np.asarray(encoded["labels"])
         if labels.is_regression:
             stats["label_mean"] = float(values.mean()) if len(values) else 0.0
+        elif labels.multi_label:
+            counts = values.sum(axis=0) if len(values) else np.zeros(labels.num_labels)
+            stats["label_counts"] = {name: int(c) for name, c in zip(labels.names, counts, strict=True)}
+            stats["examples_without_a_label"] = int((values.sum(axis=1) == 0).sum()) if len(values) else 0
         else:
             counts = np.bincount(values.astype(int), minlength=labels.num_labels)
             stats["label_counts"] = {name: int(c) for name, c in zip(labels.names, counts, strict=True)}
