@@ -13,8 +13,10 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 from bertkit import metrics, train
 from bertkit.core.batch import IGNORE_INDEX
 from bertkit.core.errors import DataError
-from bertkit.readers.conll import LINE, TAGS, WORDS, iob1_to_iob2, read_columns
+from bertkit.readers.conll import LINE, TAGS, WORDS, line_counts, read_columns
 from bertkit.readers.files import file_keys
+from bertkit.readers.tag_schemes import TagScheme, from_iob2
+from bertkit.readers.tag_schemes import to_iob2 as iob1_to_iob2
 from bertkit.tasks import token_classification as ner
 from bertkit.tasks.token_classification import NerDataConfig
 
@@ -46,9 +48,43 @@ def test_iob1_to_iob2():
     assert iob1_to_iob2(iob2) == iob2
 
 
+@pytest.mark.parametrize(
+    "scheme, tags",
+    [
+        ("iob1", ["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-LOC", "I-ORG"]),
+        ("iob2", ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "B-ORG"]),
+        ("bioes", ["B-PER", "E-PER", "O", "S-LOC", "B-LOC", "E-LOC", "S-ORG"]),
+        ("bilou", ["B-PER", "L-PER", "O", "U-LOC", "B-LOC", "L-LOC", "U-ORG"]),
+    ],
+)
+def test_every_scheme_reads_as_iob2_and_writes_back(scheme, tags):
+    iob2 = ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "B-ORG"]
+    assert iob1_to_iob2(tags) == iob2
+    if scheme in TagScheme.__members__:
+        assert from_iob2(iob2, TagScheme(scheme)) == tags
+    # IO cannot part adjacent entities of one type: the two locations merge
+    assert from_iob2(iob2, TagScheme.io) == ["I-PER", "I-PER", "O", "I-LOC", "I-LOC", "I-LOC", "I-ORG"]
+    assert iob1_to_iob2(from_iob2(iob2, TagScheme.io))[3:6] == ["B-LOC", "I-LOC", "I-LOC"]
+
+
+def test_messy_column_files_byte_order_marks_invisible_lines_tabs_and_bad_lines(tmp_path, cache_dir):
+    messy = tmp_path / "messy.txt"
+    messy.write_text(
+        "\ufeffNew York\tB-LOC\nis\tO\n\u200b \u00a0\nAnna\tB-PER\n\ufeffsmiled\tO\nbroken line\n\nOslo\tB-LOC\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match=r"messy.txt: line 6 has 1 columns where the lines before have 2"):
+        read(messy, cache_dir)
+    rows = read(messy, cache_dir, bad_lines="skip")
+    assert rows[WORDS] == [["New York", "is"], ["Anna", "smiled"], ["Oslo"]]
+    assert rows[TAGS][1] == ["B-PER", "O"]
+    assert line_counts(str(messy)) == {"invisible_blank_lines": 1, "bad_lines": 1}
+
+
 def read(path, cache_dir, **settings) -> datasets.Dataset:
     cfg = NerDataConfig(**settings)
-    return read_columns(file_keys([path])[0], cfg.tag_column, cfg.to_iob2, str(cache_dir / "datasets"))
+    skip = cfg.bad_lines == "skip"
+    return read_columns(file_keys([path])[0], cfg.tag_column, cfg.to_iob2, str(cache_dir / "datasets"), skip)
 
 
 def test_reader_sentences_documents_and_lines(cache_dir):
@@ -173,6 +209,31 @@ def test_ner_run_scores_validation_each_epoch_test_at_the_end(ner_run, tmp_path)
     assert all(len(line.split()) == 3 for line in columns)
     model = AutoModelForTokenClassification.from_pretrained(run_dir / "model")
     assert model.config.id2label[0] == "O" and model.config.num_labels == 8  # no I-LOC in the training file
+
+
+def bioes_copy(source, target, cache_dir):
+    """A CoNLL file in BIOES: word and tag columns, tab-separated, sentences as the source's."""
+    rows = read(source, cache_dir)
+    sentences = ["\n".join(f"{w}\t{t}" for w, t in zip(words, from_iob2(tags, TagScheme.bioes), strict=True))
+                 for words, tags in zip(rows[WORDS], rows[TAGS], strict=True)]  # fmt: skip
+    target.write_text("\n\n".join(sentences) + "\n")
+    return target
+
+
+@pytest.mark.parametrize("scheme", ["bioes", "io"])
+def test_a_bioes_file_trains_and_is_scored_and_written_in_the_scheme_asked(ner_run, tmp_path, cache_dir, scheme):
+    files = {split: bioes_copy(CONLL / f"{split}.txt", tmp_path / f"{split}.bioes", cache_dir)
+             for split in ("train", "dev", "test")}  # fmt: skip
+    overrides = ner_run(f"data.train_file={files['train']}", f"data.validation_file={files['dev']}",
+                        f"data.test_file={files['test']}", f"data.tag_scheme={scheme}")  # fmt: skip
+    scores = train.run(compose_config(overrides))
+    assert ("strict_f1" in scores["test"]) == (scheme == "bioes")  # IO has no strict reading
+    written = (tmp_path / "run" / "predictions" / "test.txt").read_text().split("\n\n")[0].splitlines()
+    gold = [line.split("\t")[1] for line in files["test"].read_text().split("\n\n")[0].splitlines()]
+    expected = gold if scheme == "bioes" else from_iob2(iob1_to_iob2(gold), TagScheme.io)
+    assert [line.split()[1] for line in written] == expected
+    prefixes = {line.split()[2][0] for line in written}
+    assert prefixes <= ({"B", "I", "E", "S", "O"} if scheme == "bioes" else {"I", "O"})
 
 
 def test_offline_without_files_says_what_to_set(ner_run):

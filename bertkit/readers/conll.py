@@ -1,8 +1,10 @@
 """CoNLL-style column files (CoNLL-2003 and your own NER data) and the Hub's CoNLL-2003: a row per sentence.
 
-A line per word, whitespace-separated columns with the tag in `data.tag_column`, a blank line after each
-sentence, `-DOCSTART-` lines between documents. Every line of a file has the number of columns of the
-file's first word line; one that differs names the file and line. IOB1 tags (CoNLL-2003's) can be turned
+A line per word, columns separated by tabs (when the first line has one; a word may then hold spaces) or by
+whitespace, the tag in `data.tag_column`, a blank line after each sentence, `-DOCSTART-` lines between
+documents. A byte-order mark (at the start of the file or of a line) is dropped, and a line of only invisible
+characters is blank. Every line has the number of columns of the file's first word line; one that differs names
+the file and line, or is left out. Tags of any scheme (IOB1 as CoNLL-2003's, IOB2, BIOES, IO) can be turned
 into IOB2 as they are read.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 import datasets
 
 from bertkit.core.errors import DataError
+from bertkit.readers import tag_schemes
 from bertkit.readers.files import FileKey, dataset_from_generator, decoded_lines, load_hub
 
 WORDS, TAGS, LINE = "words", "tags", "line"
@@ -27,21 +30,53 @@ FEATURES = datasets.Features(
 )
 
 
-def read_columns(file: FileKey, tag_column: int, to_iob2: bool, datasets_cache: str) -> datasets.Dataset:
+def read_columns(
+    file: FileKey, tag_column: int, to_iob2: bool, datasets_cache: str, skip_bad_lines: bool = False
+) -> datasets.Dataset:
     """The sentences of one column file (cached under its path, size and modification time); the tag is read
-    from column `tag_column` (data.tag_column), IOB1 tags turned into IOB2 if asked (data.to_iob2)."""
-    kwargs = {"file": file, "tag_column": tag_column, "to_iob2": to_iob2}
+    from column `tag_column` (data.tag_column), any scheme's tags turned into IOB2 if asked (data.to_iob2); a line
+    with another number of columns stops the read naming it, or is left out (data.bad_lines=skip)."""
+    kwargs = {"file": file, "tag_column": tag_column, "to_iob2": to_iob2, "skip": skip_bad_lines}
     return dataset_from_generator(_sentences, kwargs, datasets_cache, FEATURES)
 
 
-def _sentences(file: FileKey, tag_column: int, to_iob2: bool) -> Iterator[dict[str, Any]]:
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00a0\u00ad"
+"""Characters that show nothing: a line of only these (and spaces) is blank, a byte-order mark is dropped."""
+
+
+def split_columns(line: str, tabs: bool) -> list[str]:
+    """A line's columns: tab-separated (a word may hold spaces) or whitespace-separated; [] for a blank line."""
+    line = line.replace("\ufeff", "")
+    if not line.strip().strip(INVISIBLE).strip():
+        return []
+    return [c.strip() for c in line.rstrip("\r\n").split("\t")] if tabs else line.split()
+
+
+def line_counts(path: str) -> dict[str, int]:
+    """What the reader treats specially, counted: lines blank but for invisible characters, and lines whose
+    number of columns differs from the first word line's (an error, or left out with data.bad_lines=skip)."""
+    counts = {"invisible_blank_lines": 0, "bad_lines": 0}
+    tabs, width = None, None
+    for line in decoded_lines(path):
+        if line.strip() and not line.replace("\ufeff", "").strip().strip(INVISIBLE).strip():
+            counts["invisible_blank_lines"] += 1
+        tabs = ("\t" in line) if tabs is None and line.strip() else tabs
+        columns = split_columns(line, bool(tabs))
+        if columns and columns[0] != "-DOCSTART-":
+            width = len(columns) if width is None else width
+            counts["bad_lines"] += len(columns) != width
+    return counts
+
+
+def _sentences(file: FileKey, tag_column: int, to_iob2: bool, skip: bool) -> Iterator[dict[str, Any]]:
     path = file[0]
-    width = None
+    width, tabs = None, None
     words: list[str] = []
     tags: list[str] = []
     first_line = 0
     for number, line in enumerate(decoded_lines(path), start=1):
-        columns = line.split()
+        tabs = ("\t" in line) if tabs is None and line.strip() else tabs
+        columns = split_columns(line, bool(tabs))
         if not columns or columns[0] == "-DOCSTART-":
             if words:
                 yield _sentence(words, tags, first_line, to_iob2)
@@ -54,7 +89,12 @@ def _sentences(file: FileKey, tag_column: int, to_iob2: bool) -> Iterator[dict[s
                     f"{path}: line {number} has {width} columns, so data.tag_column={tag_column} does not exist"
                 )
         if len(columns) != width:
-            raise DataError(f"{path}: line {number} has {len(columns)} columns where the lines before have {width}")
+            if skip:
+                continue
+            raise DataError(
+                f"{path}: line {number} has {len(columns)} columns where the lines before have {width} "
+                "(data.bad_lines=skip leaves such lines out)"
+            )
         if not words:
             first_line = number
         words.append(columns[0])
@@ -64,20 +104,7 @@ def _sentences(file: FileKey, tag_column: int, to_iob2: bool) -> Iterator[dict[s
 
 
 def _sentence(words: list[str], tags: list[str], line: int, to_iob2: bool) -> dict[str, Any]:
-    return {WORDS: words, TAGS: iob1_to_iob2(tags) if to_iob2 else tags, LINE: line}
-
-
-def iob1_to_iob2(tags: list[str]) -> list[str]:
-    """IOB1 -> IOB2: an I-X that does not continue an entity of type X (after O, or after another type)
-    starts one, so it becomes B-X. Valid IOB2 is unchanged."""
-    out: list[str] = []
-    for i, tag in enumerate(tags):
-        if tag.startswith("I-"):
-            previous = out[i - 1] if i else "O"
-            if previous == "O" or previous[2:] != tag[2:]:
-                tag = "B-" + tag[2:]
-        out.append(tag)
-    return out
+    return {WORDS: words, TAGS: tag_schemes.to_iob2(tags) if to_iob2 else tags, LINE: line}
 
 
 def read_hub(hub_name: str, datasets_cache: str) -> dict[str, datasets.Dataset]:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from seqeval.metrics import accuracy_score, classification_report
 from seqeval.metrics.sequence_labeling import get_entities
-from seqeval.scheme import IOB2
+from seqeval.scheme import IOB1, IOB2, IOBES
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from bertkit.core.batch import IGNORE_INDEX, Batch, Gathered, Scores
@@ -30,11 +30,13 @@ from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path, require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
-from bertkit.readers.conll import LINE, TAGS, WORDS, read_columns, read_hub
+from bertkit.readers.conll import LINE, TAGS, WORDS, line_counts, read_columns, read_hub
 from bertkit.readers.files import decoded_lines, file_keys
+from bertkit.readers.tag_schemes import TagScheme, from_iob2
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import PREDICTED, CardFacts, Prediction, Task, pipeline_usage
 from bertkit.tasks.fine_tuning import (
+    BadRows,
     DynamicPadding,
     FineTuningDataConfig,
     first_rows,
@@ -65,8 +67,13 @@ class NerDataConfig(FineTuningDataConfig):
     tag_column: int = -1
     """Column of the tag (0-based; negative counts from the end: CoNLL-2003's NER tag is the last)."""
     to_iob2: bool = True
-    """Convert IOB1 tags (CoNLL-2003's: I- starts an entity unless it follows one of its type) to IOB2 (B- starts
-    every entity). Tags already in IOB2 are left as they are."""
+    """Read the file's tags as IOB2 (B- starts every entity), whatever their scheme: IOB1 (CoNLL-2003's: I- starts
+    an entity unless it follows one of its type), IOB2, BIOES/IOBES (S-, E-; BILOU's U-, L-) or IO."""
+    tag_scheme: TagScheme = TagScheme.iob2
+    """Scheme of the prediction files and of the strict scores (`strict_*`): iob2, iob1, bioes or io (IO cannot
+    tell adjacent entities of one type apart, so it has no strict scores)."""
+    bad_lines: BadRows = BadRows.error
+    """A line with another number of columns than the file's first: stop naming it, or skip it (counted)."""
     label_all_subtokens: bool = False
     """Train on every sub-token of a word (B- becomes I- after the first), not only the first."""
     max_seq_length: int = 128
@@ -114,9 +121,15 @@ class TokenClassificationTask(Task[NerDataConfig]):
                           self.cfg.label_all_subtokens, self.labels)  # fmt: skip
         features = {split: _features(rows, tokenizer, self.cfg, self.labels, key) for split, rows in sentences.items()}
         stats = {split: split_stats(sentences[split], features[split]) for split in sentences}
+        for split in stats:
+            path = getattr(self.cfg, _FILES[split])
+            stats[split] |= line_counts(str(Path(path).expanduser())) if path is not None else {}
         for split, numbers in stats.items():
             log.info("%s: %s", split, ", ".join(f"{k}={v}" for k, v in numbers.items()))
-        self.decoders = {s: WordTags(sentences[s], features[s], self.labels) for s in sentences if s != "train"}
+        scheme = self.cfg.tag_scheme
+        self.decoders = {
+            s: WordTags(sentences[s], features[s], self.labels, True, scheme) for s in sentences if s != "train"
+        }
         inputs = {split: ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
                   for split, ds in features.items()}  # fmt: skip
         collate = DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS, token_labels=True)
@@ -157,7 +170,7 @@ class TokenClassificationTask(Task[NerDataConfig]):
                           self.cfg.label_all_subtokens, self.labels)  # fmt: skip
         features = _features(sentences, tokenizer, self.cfg, self.labels, key)
         log.info("%s: %s", path, ", ".join(f"{k}={v}" for k, v in split_stats(sentences, features).items()))
-        self.decoders = {PREDICTED: WordTags(sentences, features, self.labels, tagged)}
+        self.decoders = {PREDICTED: WordTags(sentences, features, self.labels, tagged, self.cfg.tag_scheme)}
         collate = DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS, token_labels=True)
         inputs = features.select_columns([c for c in MODEL_COLUMNS[:-1] if c in features.column_names])
         return self.prediction(inputs, collate, len(sentences))
@@ -192,7 +205,7 @@ class TokenClassificationTask(Task[NerDataConfig]):
     def score(self, split: str, decoded: list[list[str]]) -> Scores:
         gold = self.decoders[split].gold
         assert gold is not None, f"{split} has no tags to score"
-        return {**entity_scores(decoded, gold), "sentences": len(decoded)}
+        return {**entity_scores(decoded, gold, self.cfg.tag_scheme), "sentences": len(decoded)}
 
     def prediction_files(self, split: str, decoded: list[list[str]]) -> dict[str, str]:
         return {f"{split}.txt": self.decoders[split].columns(decoded)}
@@ -207,12 +220,24 @@ class TokenClassificationTask(Task[NerDataConfig]):
         )
 
 
-def entity_scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
-    """Entity-level precision, recall and F1, overall and per entity type, in seqeval's default mode and its
-    strict IOB2 mode (`strict_*`), and token accuracy (every word, O included, as conlleval counts it)."""
+STRICT = {TagScheme.iob2: IOB2, TagScheme.iob1: IOB1, TagScheme.bioes: IOBES}
+"""seqeval's strict mode per scheme: only entities tagged as the scheme demands count."""
+
+
+def entity_scores(
+    predictions: list[list[str]], references: list[list[str]], scheme: TagScheme = TagScheme.iob2
+) -> dict[str, float]:
+    """Entity-level precision, recall and F1, overall and per entity type, in seqeval's default mode (on IOB2
+    tags, as conlleval reads them) and its strict mode in `scheme` (`strict_*`), and token accuracy (every word,
+    O included, as conlleval counts it)."""
     scores: dict[str, float] = {"accuracy": float(accuracy_score(references, predictions))}
-    for prefix, options in (("", {}), ("strict_", {"mode": "strict", "scheme": IOB2})):
-        report = classification_report(references, predictions, output_dict=True, zero_division=0, **options)
+    modes: list[tuple[str, dict, list[list[str]], list[list[str]]]] = [("", {}, references, predictions)]
+    if scheme in STRICT:
+        gold = [from_iob2(tags, scheme) for tags in references]
+        guess = [from_iob2(tags, scheme) for tags in predictions]
+        modes.append(("strict_", {"mode": "strict", "scheme": STRICT[scheme]}, gold, guess))
+    for prefix, options, gold, guess in modes:
+        report = classification_report(gold, guess, output_dict=True, zero_division=0, **options)
         micro = report.pop("micro avg")
         for name in ("precision", "recall", "f1"):
             scores[f"{prefix}{name}"] = float(micro["f1-score" if name == "f1" else name])
@@ -237,7 +262,8 @@ def _read(cfg: NerDataConfig, datasets_cache: str) -> tuple[dict[str, datasets.D
         file = Path(path).expanduser()
         if not file.is_file():
             raise DataError(f"data.{attribute}: {path!r} does not exist (a CoNLL column file such as eng.train)")
-        rows = read_columns(file_keys([file])[0], cfg.tag_column, cfg.to_iob2, datasets_cache)
+        skip = cfg.bad_lines == BadRows.skip
+        rows = read_columns(file_keys([file])[0], cfg.tag_column, cfg.to_iob2, datasets_cache, skip)
         if len(rows) == 0:
             raise DataError(f"data.{attribute}: {path} holds no sentences (an empty file?)")
         sentences[split] = rows
@@ -268,7 +294,9 @@ def read_for_prediction(path: str, cfg: NerDataConfig, tokenizer, datasets_cache
         conll |= all(_TAG.match(c[cfg.tag_column]) for c in words if c[0] != "-DOCSTART-")
     if conll:
         tag_column = cfg.tag_column if min(widths) >= 2 else 0  # words only: no tags to read
-        rows = read_columns(file_keys([file])[0], tag_column, cfg.to_iob2, datasets_cache)
+        rows = read_columns(
+            file_keys([file])[0], tag_column, cfg.to_iob2, datasets_cache, cfg.bad_lines == BadRows.skip
+        )
         return rows if min(widths) >= 2 else rows.remove_columns(TAGS)
     lines = [(n, line.rstrip("\r\n")) for n, line in enumerate(decoded_lines(file), 1) if line.strip()]
     spans = _word_spans([line for _, line in lines], tokenizer)
@@ -403,9 +431,14 @@ class WordTags:
     """Gathered sub-token predictions of one split -> a tag per word, and the CoNLL columns to write."""
 
     def __init__(
-        self, sentences: datasets.Dataset, features: datasets.Dataset, labels: tuple[str, ...], tagged: bool = True
+        self,
+        sentences: datasets.Dataset,
+        features: datasets.Dataset,
+        labels: tuple[str, ...],
+        tagged: bool = True,
+        scheme: TagScheme = TagScheme.iob2,
     ) -> None:
-        self.words, self.labels = sentences[WORDS], labels
+        self.words, self.labels, self.scheme = sentences[WORDS], labels, scheme
         self.gold: list[list[str]] | None = sentences[TAGS] if tagged else None
         """The file's tags; None when it has none (predicted text)."""
         self.texts = sentences[TEXT] if TEXT in sentences.column_names else [" ".join(w) for w in self.words]
@@ -433,7 +466,9 @@ class WordTags:
         predicted for a file without tags)."""
         lines = []
         for sentence, (words, predicted) in enumerate(zip(self.words, predicted_tags, strict=True)):
-            columns = [words, predicted] if self.gold is None else [words, self.gold[sentence], predicted]
+            predicted = from_iob2(predicted, self.scheme)
+            gold = None if self.gold is None else from_iob2(self.gold[sentence], self.scheme)
+            columns = [words, predicted] if gold is None else [words, gold, predicted]
             lines += [" ".join(fields) for fields in zip(*columns, strict=True)]
             lines.append("")
         return "\n".join(lines) + "\n"
@@ -446,7 +481,7 @@ class WordTags:
                  "first_word": first, "last_word": last, "text": text[starts[first] : starts[last] + len(words[last])]}
                 for kind, first, last in get_entities(tags)
             ]  # fmt: skip
-            records.append({"text": text, "words": words, "tags": tags, "entities": entities})
+            records.append({"text": text, "words": words, "tags": from_iob2(tags, self.scheme), "entities": entities})
         return records
 
 
