@@ -107,6 +107,7 @@ class CustomClassification(SequenceClassificationTask[CustomDataConfig]):
         threshold (data.threshold, or tuned on this split when it is the first scored one and the setting is null)."""
         if not self.labels.multi_label:
             return super().decode(split, gathered)
+        gathered = self.per_document(split, gathered)
         probabilities = 1.0 / (1.0 + np.exp(-gathered["logits"].astype(np.float64)))
         references = gathered.get("labels")
         if self.cfg.threshold is not None:

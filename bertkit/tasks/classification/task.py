@@ -29,6 +29,8 @@ from bertkit.readers.files import EncodingErrors, decoded_lines, read_table_file
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import PREDICTED, CardFacts, CheckpointLabels, Prediction, Task, pipeline_usage
+from bertkit.tasks.classification import windows
+from bertkit.tasks.classification.windows import LongInputs, WindowAggregation
 from bertkit.tasks.fine_tuning import (
     DynamicPadding,
     FineTuningDataConfig,
@@ -54,9 +56,22 @@ class SentenceTaskConfig(FineTuningDataConfig):
     """Tokens per example, special tokens included; longer examples are truncated and counted."""
     predict: bool = True
     """Predict the unlabeled test split(s) and write them under predictions/."""
+    long_inputs: LongInputs = LongInputs.truncate
+    """A text longer than max_seq_length: truncate it, or split it into overlapping windows (one text per example)."""
+    window_stride: int = 32
+    """Windows: tokens shared by consecutive windows of a document."""
+    window_aggregation: WindowAggregation = WindowAggregation.mean
+    """Windows: a document's logits are the mean, or the maximum, of its windows' logits."""
+    max_windows_per_document: int | None = None
+    """Windows: train on at most this many windows of each document (its first ones); evaluation reads all."""
 
     def __post_init__(self) -> None:
         require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
+        windowed = self.long_inputs == LongInputs.windows
+        require(not windowed or 0 <= self.window_stride < self.max_seq_length // 2, "data.window_stride",
+                "must be in [0, max_seq_length / 2)")  # fmt: skip
+        limit = self.max_windows_per_document
+        require(limit is None or limit >= 1, "data.max_windows_per_document", "must be >= 1")
         FineTuningDataConfig.__post_init__(self)
 
 
@@ -110,6 +125,11 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
     rows: dict[str, datasets.Dataset]
     """Each evaluation and prediction split's rows (their `index` names predictions)."""
 
+    def __init__(self, cfg: SentenceConfigT) -> None:
+        super().__init__(cfg)
+        self.documents: dict[str, np.ndarray] = {}
+        """With windows: each split's document of every window, in the order evaluation gathers them."""
+
     @abstractmethod
     def read(self, cache_dir: Path) -> tuple[SentenceSplits, LabelSpace]:
         """The task's splits as rows, and its labels."""
@@ -134,16 +154,18 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         rows |= {name: first_rows(ds, self.cfg.max_eval_samples) for name, ds in splits.evaluation.items()}
         rows |= {name: first_rows(ds, self.cfg.max_eval_samples) for name, ds in splits.prediction.items()}
         self.rows = rows
-        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length)
-        encoded = {name: encode(ds, tokenizer, self.cfg, key) for name, ds in rows.items()}
-        stats = {name: split_stats(ds, self.labels, self.cfg.max_seq_length) for name, ds in encoded.items()}
+        encoded = {name: self._encode(ds, tokenizer, name) for name, ds in rows.items()}
+        stats = {name: self._stats(ds) for name, ds in encoded.items()}
         for name, count in splits.skipped_rows.items():
             if name in stats:
                 stats[name]["skipped_malformed_rows"] = count
         for name, numbers in stats.items():
             log.info("%s: %s", name, ", ".join(f"{k}={_short(v)}" for k, v in numbers.items()))
-            warn_if_truncated(name, numbers["truncated_examples"], numbers["examples"], "examples",
+            warn_if_truncated(name, numbers.get("truncated_examples", 0), numbers.get("examples", 0), "examples",
                               f"data.max_seq_length={self.cfg.max_seq_length}")  # fmt: skip
+        if self.windowed:
+            encoded["train"] = windows.first_windows(encoded["train"], self.cfg.max_windows_per_document)
+            stats["train"]["windows_trained_on"] = len(encoded["train"])
         inputs = {
             name: ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names]) for name, ds in encoded.items()
         }
@@ -167,14 +189,38 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         )
         rows = self.read_for_prediction(path, cache_dir)
         self.rows = {PREDICTED: rows}
-        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length)
-        encoded = encode(rows, tokenizer, self.cfg, key)
-        numbers = split_stats(encoded, self.labels, self.cfg.max_seq_length)
+        encoded = self._encode(rows, tokenizer, PREDICTED)
+        numbers = self._stats(encoded)
         log.info("%s: %s", path, ", ".join(f"{k}={_short(v)}" for k, v in numbers.items()))
-        warn_if_truncated(path, numbers["truncated_examples"], numbers["examples"], "examples",
+        warn_if_truncated(path, numbers.get("truncated_examples", 0), numbers.get("examples", 0), "examples",
                           f"data.max_seq_length={self.cfg.max_seq_length}")  # fmt: skip
         inputs = encoded.select_columns([c for c in MODEL_COLUMNS if c in encoded.column_names])
         return self.prediction(inputs, DynamicPadding(tokenizer, self.cfg.pad_to_multiple_of, MODEL_COLUMNS), len(rows))
+
+    @property
+    def windowed(self) -> bool:
+        return self.cfg.long_inputs == LongInputs.windows
+
+    def _encode(self, rows: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, name: str) -> datasets.Dataset:
+        """A split's model inputs: one truncated example per row, or every window of every row (whose documents
+        are kept, so evaluation can combine them)."""
+        key = fingerprint(_FORMAT_VERSION, tokenizer_fingerprint(tokenizer), self.cfg.max_seq_length)
+        if not self.windowed:
+            return encode(rows, tokenizer, self.cfg, key)
+        encoded = windows.encode(rows, tokenizer, self.cfg.max_seq_length, self.cfg.window_stride, key)
+        self.documents[name] = np.asarray(encoded[windows.DOCUMENT])
+        return encoded
+
+    def _stats(self, encoded: datasets.Dataset) -> dict[str, Any]:
+        if self.windowed:
+            return windows.stats(encoded)
+        return split_stats(encoded, self.labels, self.cfg.max_seq_length)
+
+    def per_document(self, split: str, gathered: Gathered) -> Gathered:
+        """With windows, each document's combined logits (and label); else the outputs as they are."""
+        if not self.windowed:
+            return gathered
+        return windows.per_document(gathered, self.documents[split], self.cfg.window_aggregation)
 
     def head(self, model: ModelConfig) -> Head:
         id2label = dict(enumerate(self.labels.names)) or {0: "score"}
@@ -195,6 +241,7 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         return gathered
 
     def decode(self, split: str, gathered: Gathered) -> Predictions:
+        gathered = self.per_document(split, gathered)
         logits = gathered["logits"]
         if self.labels.is_regression:
             return Predictions(values=logits[:, 0], references=gathered.get("labels"))
