@@ -15,7 +15,7 @@ from bertkit.tasks.classification import windows
 from bertkit.tasks.classification.custom import CustomDataConfig
 from bertkit.tasks.classification.task import TEXT, TEXT_PAIR
 
-from .conftest import compose_config
+from .conftest import SHARED, compose_config, requires_shared
 from .test_hostile_runs import WORDS, ft
 
 
@@ -75,3 +75,15 @@ def test_a_windowed_run_predicts_documents_and_predict_reads_them_the_same(ft, t
     assert cli.main(["predict", str(tmp_path / "run" / "model"), str(texts), "--output", str(out),
                      "--batch-size", "16"]) == 0  # fmt: skip
     assert out.read_text() == written
+
+
+@requires_shared
+def test_bbc_news_repeated_texts_are_left_out_before_the_split(cache_dir):
+    from bertkit.tasks.classification.custom import read_splits
+
+    cfg = CustomDataConfig(train_file=str(SHARED / "data" / "bbc_news" / "bbc_news_train.csv"), text_column="Text",
+                           label_column="Category", drop_duplicates=True)  # fmt: skip
+    splits, labels = read_splits(cfg, str(cache_dir))
+    assert splits.repeated_rows == {"train": 50} and len(labels.names) == 5
+    train, validation = splits.train[TEXT], splits.evaluation["validation"][TEXT]
+    assert len(train) + len(validation) == 1440 and not set(train) & set(validation)

@@ -73,6 +73,9 @@ class CustomDataConfig(SentenceTaskConfig):
     (best micro F1) and recorded in the model's config."""
     column_names: list[str] | None = None
     """Names of the columns of CSV/TSV files that have no header line (their first line is data)."""
+    drop_duplicates: bool = False
+    """Leave out training rows whose text (and pair) repeats an earlier row's, before the validation split is
+    held out, so no text is in both (counted)."""
     encoding_errors: EncodingErrors = EncodingErrors.strict
     """Bytes that are not UTF-8: strict stops, naming line and byte offset; replace decodes them as U+FFFD."""
     validation_fraction: float = 0.1
@@ -159,6 +162,9 @@ def read_splits(cfg: CustomDataConfig, datasets_cache: str) -> tuple[SentenceSpl
         _check_columns(cfg, split, rows, needs_label=split != "test")
     labels = label_space(cfg, raw["train"])
     train = _rows(cfg, "train", raw["train"], labels)
+    skipped: dict[str, int] = {}
+    if cfg.drop_duplicates:
+        train, skipped["train"] = _without_repeats(train)
     if "validation" in raw:
         validation = _rows(cfg, "validation", raw["validation"], labels)
     else:
@@ -166,7 +172,23 @@ def read_splits(cfg: CustomDataConfig, datasets_cache: str) -> tuple[SentenceSpl
     prediction = {}
     if "test" in raw and cfg.predict:
         prediction["test"] = _rows(cfg, "test", raw["test"], labels, keep_label=False)
-    return SentenceSplits(train=train, evaluation={"validation": validation}, prediction=prediction), labels
+    splits = SentenceSplits(train=train, evaluation={"validation": validation}, prediction=prediction)
+    splits.repeated_rows = skipped
+    return splits, labels
+
+
+def _without_repeats(rows: datasets.Dataset) -> tuple[datasets.Dataset, int]:
+    """The rows whose text (and pair) no earlier row has, and how many were left out."""
+    pairs = rows[TEXT_PAIR] if TEXT_PAIR in rows.column_names else [None] * len(rows)
+    seen: set[tuple[str, str | None]] = set()
+    kept = []
+    for row, key in enumerate(zip(rows[TEXT], pairs, strict=True)):
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    if len(kept) < len(rows):
+        log.info("%d training rows repeat an earlier row's text and are left out", len(rows) - len(kept))
+    return rows.select(kept), len(rows) - len(kept)
 
 
 def label_space(cfg: CustomDataConfig, train: datasets.Dataset) -> LabelSpace:

@@ -86,6 +86,8 @@ class SentenceSplits:
     """Unlabeled splits, predicted."""
     skipped_rows: dict[str, int] = field(default_factory=dict)
     """Malformed rows left out, per split (reported with the other statistics)."""
+    repeated_rows: dict[str, int] = field(default_factory=dict)
+    """Rows left out because their text repeats an earlier row's (data.drop_duplicates), per split."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +161,8 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         for name, count in splits.skipped_rows.items():
             if name in stats:
                 stats[name]["skipped_malformed_rows"] = count
+        for name, count in splits.repeated_rows.items():
+            stats[name]["repeated_rows_left_out"] = count
         for name, numbers in stats.items():
             log.info("%s: %s", name, ", ".join(f"{k}={_short(v)}" for k, v in numbers.items()))
             warn_if_truncated(name, numbers.get("truncated_examples", 0), numbers.get("examples", 0), "examples",
