@@ -63,8 +63,10 @@ def architecture(cfg: ModelConfig) -> PretrainedConfig:
             raise ModelError(missing_checkpoint_message("model.name_or_path", cfg.name_or_path, error)) from None
     hidden, attention = DROPOUT_NAMES.get(config.model_type, ("hidden_dropout_prob", "attention_probs_dropout_prob"))
     for name, value in ((hidden, cfg.hidden_dropout_prob), (attention, cfg.attention_probs_dropout_prob)):
-        if value is not None:
+        if value is not None and hasattr(config, name):
             setattr(config, name, value)
+        elif value is not None:
+            log.warning("%s configs have no %s: the dropout setting is not applied", config.model_type, name)
     return config
 
 

@@ -79,6 +79,20 @@ def test_messy_column_files_byte_order_marks_invisible_lines_tabs_and_bad_lines(
     assert rows[WORDS] == [["New York", "is"], ["Anna", "smiled"], ["Oslo"]]
     assert rows[TAGS][1] == ["B-PER", "O"]
     assert line_counts(str(messy)) == {"invisible_blank_lines": 1, "bad_lines": 1}
+    untagged = tmp_path / "untagged.txt"
+    untagged.write_text("Anna NNP\nBerg NNP\n")  # the POS column read as tags
+    with pytest.raises(DataError, match=r"untagged.txt: line 1: tag 'NNP' is in no tag scheme"):
+        read(untagged, cache_dir)
+
+
+def test_strict_scores_in_another_scheme_reject_what_strict_iob2_rejects():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+    guess = [["I-PER", "I-PER", "O", "B-LOC"]]  # an entity begun by I-: lenient counts it, strict does not
+    for scheme in (TagScheme.iob2, TagScheme.bioes):
+        scores = ner.entity_scores(guess, gold, scheme)
+        assert scores["f1"] == 1.0 and scores["strict_f1"] < 1.0, scheme
+    # In IOB1 an I- is how an entity begins: the same guess is valid there
+    assert ner.entity_scores(guess, gold, TagScheme.iob1)["strict_f1"] == 1.0
 
 
 def read(path, cache_dir, **settings) -> datasets.Dataset:

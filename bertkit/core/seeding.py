@@ -21,5 +21,7 @@ def fingerprint(*parts: Any) -> str:
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
-    """The tokenizer's complete definition (vocabulary, normalizer, templates), hashed."""
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+    """The tokenizer's complete definition (vocabulary, normalizer, templates) and the inputs it gives the model
+    (token type ids or not), hashed."""
+    definition = tokenizer.backend_tokenizer.to_str() + "|" + ",".join(tokenizer.model_input_names)
+    return hashlib.sha256(definition.encode()).hexdigest()

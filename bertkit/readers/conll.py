@@ -49,7 +49,16 @@ def split_columns(line: str, tabs: bool) -> list[str]:
     line = line.replace("\ufeff", "")
     if not line.strip().strip(INVISIBLE).strip():
         return []
-    return [c.strip() for c in line.rstrip("\r\n").split("\t")] if tabs else line.split()
+    return [c.strip() for c in line.rstrip().split("\t")] if tabs else line.split()
+
+
+def _tabbed(line: str) -> bool | None:
+    """Whether a line decides the file's columns are tab-separated; None for a line that cannot tell (blank,
+    invisible, or a -DOCSTART- line, which CoNLL-2003 separates by spaces)."""
+    visible = line.replace("\ufeff", "").strip().strip(INVISIBLE).strip()
+    if not visible or visible.split()[:1] == ["-DOCSTART-"]:
+        return None
+    return "\t" in visible
 
 
 def line_counts(path: str) -> dict[str, int]:
@@ -60,9 +69,9 @@ def line_counts(path: str) -> dict[str, int]:
     for line in decoded_lines(path):
         if line.strip() and not line.replace("\ufeff", "").strip().strip(INVISIBLE).strip():
             counts["invisible_blank_lines"] += 1
-        tabs = ("\t" in line) if tabs is None and line.strip() else tabs
+        tabs = _tabbed(line) if tabs is None else tabs
         columns = split_columns(line, bool(tabs))
-        if columns and columns[0] != "-DOCSTART-":
+        if columns and line.replace("\ufeff", "").split()[:1] != ["-DOCSTART-"]:
             width = len(columns) if width is None else width
             counts["bad_lines"] += len(columns) != width
     return counts
@@ -75,11 +84,11 @@ def _sentences(file: FileKey, tag_column: int, to_iob2: bool, skip: bool) -> Ite
     tags: list[str] = []
     first_line = 0
     for number, line in enumerate(decoded_lines(path), start=1):
-        tabs = ("\t" in line) if tabs is None and line.strip() else tabs
+        tabs = _tabbed(line) if tabs is None else tabs
         columns = split_columns(line, bool(tabs))
-        if not columns or columns[0] == "-DOCSTART-":
+        if not columns or line.replace("\ufeff", "").split()[:1] == ["-DOCSTART-"]:
             if words:
-                yield _sentence(words, tags, first_line, to_iob2)
+                yield _sentence(words, tags, first_line, to_iob2, path)
                 words, tags = [], []
             continue
         if width is None:
@@ -100,11 +109,20 @@ def _sentences(file: FileKey, tag_column: int, to_iob2: bool, skip: bool) -> Ite
         words.append(columns[0])
         tags.append(columns[tag_column])
     if words:
-        yield _sentence(words, tags, first_line, to_iob2)
+        yield _sentence(words, tags, first_line, to_iob2, path)
 
 
-def _sentence(words: list[str], tags: list[str], line: int, to_iob2: bool) -> dict[str, Any]:
-    return {WORDS: words, TAGS: tag_schemes.to_iob2(tags) if to_iob2 else tags, LINE: line}
+def _sentence(words: list[str], tags: list[str], line: int, to_iob2: bool, path: str) -> dict[str, Any]:
+    if not to_iob2:
+        return {WORDS: words, TAGS: tags, LINE: line}
+    try:
+        return {WORDS: words, TAGS: tag_schemes.to_iob2(tags), LINE: line}
+    except ValueError as bad:
+        at = line + tags.index(str(bad))
+        raise DataError(
+            f"{path}: line {at}: tag {str(bad)!r} is in no tag scheme (O, or B-/I-/E-/S-/L-/U- and a type); "
+            "check data.tag_column, or set data.to_iob2=false to read tags as they are"
+        ) from None
 
 
 def read_hub(hub_name: str, datasets_cache: str) -> dict[str, datasets.Dataset]:

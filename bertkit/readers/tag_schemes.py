@@ -8,9 +8,11 @@ S- (U-) is a one-token entity, E- (L-) ends one. IO: I- only, so adjacent entiti
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
-from seqeval.metrics.sequence_labeling import get_entities
+TAG = re.compile(r"^(O|[BIESLU]-.+)$")
+"""A tag of any scheme: O, or a prefix and a type."""
 
 
 class TagScheme(StrEnum):
@@ -26,6 +28,8 @@ def to_iob2(tags: list[str]) -> list[str]:
     out: list[str] = []
     ended = True
     for tag in tags:
+        if not TAG.match(tag):
+            raise ValueError(tag)
         prefix, kind = (tag[:1], tag[2:]) if tag[1:2] == "-" else ("O", "")
         if prefix == "O" or tag == "O":
             out.append("O")
@@ -38,21 +42,23 @@ def to_iob2(tags: list[str]) -> list[str]:
 
 
 def from_iob2(tags: list[str], scheme: TagScheme) -> list[str]:
-    """IOB2 tags in another scheme (the same entities)."""
+    """IOB2 tags in another scheme, tag by tag: nothing is repaired, so strict scoring in that scheme still
+    rejects what strict IOB2 would (an I- that begins nothing stays an I- or E-)."""
     if scheme == TagScheme.iob2:
         return list(tags)
-    out = ["O"] * len(tags)
-    previous_end, previous_kind = -2, None
-    for kind, first, last in get_entities(list(tags)):
-        inside = "I-" + kind
-        for position in range(first, last + 1):
-            out[position] = inside
-        if scheme == TagScheme.bioes:
-            if first == last:
-                out[first] = "S-" + kind
-            else:
-                out[first], out[last] = "B-" + kind, "E-" + kind
-        elif scheme == TagScheme.iob1 and previous_end == first - 1 and previous_kind == kind:
-            out[first] = "B-" + kind  # IOB1's B-: only where an entity of the same type ends just before
-        previous_end, previous_kind = last, kind
+    out = []
+    for position, tag in enumerate(tags):
+        prefix, kind = tag[:2], tag[2:]
+        following = tags[position + 1] if position + 1 < len(tags) else "O"
+        previous = tags[position - 1] if position else "O"
+        if tag == "O":
+            out.append(tag)
+        elif scheme == TagScheme.io:
+            out.append("I-" + kind)
+        elif scheme == TagScheme.bioes:
+            continued = following == "I-" + kind
+            out.append(("B-" if continued else "S-") + kind if prefix == "B-" else ("I-" if continued else "E-") + kind)
+        else:  # IOB1: B- only where an entity of the same type ends just before
+            same_before = previous[2:] == kind and previous != "O"
+            out.append(("B-" if prefix == "B-" and same_before else "I-") + kind)
     return out

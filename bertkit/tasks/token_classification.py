@@ -45,7 +45,7 @@ from bertkit.tasks.fine_tuning import (
 )
 
 log = logging.getLogger(__name__)
-_FORMAT_VERSION = 1  # bump when features change, to retire old caches
+_FORMAT_VERSION = 2  # bump when features change, to retire old caches (2: words begin where word ids change)
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
 SENTENCE, FIRST_OF_WORD = "sentence_index", "first_of_word"
 """Each feature's sentence, and per sub-token the index of the word it begins (-1: none, or special)."""
@@ -275,7 +275,7 @@ def _read(cfg: NerDataConfig, datasets_cache: str) -> tuple[dict[str, datasets.D
 CONLL_SUFFIXES = (".conll", ".iob", ".iob2", ".bio", ".bioes")
 TEXT, STARTS = "text", "word_starts"
 """Raw-text input: each sentence's line, and where each word begins in it."""
-_TAG = re.compile(r"^(O|[BIESL]-\S+)$")
+_TAG = re.compile(r"^(O|[BIESLU]-\S+)$")
 
 
 def read_for_prediction(path: str, cfg: NerDataConfig, tokenizer, datasets_cache: str) -> datasets.Dataset:

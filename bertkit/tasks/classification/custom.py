@@ -132,7 +132,8 @@ class CustomClassification(SequenceClassificationTask[CustomDataConfig]):
         placeholders = self.checkpoint_labels is not None and self.checkpoint_labels.placeholders
         no_gold = placeholders or self.labels.multi_label  # LABEL_0, ...: no gold to match; label sets: not kept
         label = None if no_gold else (self.cfg.label_column, self.labels)
-        return read_texts(path, columns, self.cfg.encoding_errors, str(cache_dir / "datasets"), label)
+        cache = str(cache_dir / "datasets")
+        return read_texts(path, columns, self.cfg.encoding_errors, cache, label, self.cfg.column_names)
 
     def description(self) -> str:
         kind = "regression" if self.labels.is_regression else "classification"

@@ -8,6 +8,7 @@ index its lines. A row may have no label at all.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,19 @@ THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 def items(value: Any, separator: str) -> list[str]:
     """The labels of one cell: a list as it is, a string split on the separator (blanks dropped), a number."""
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
     if isinstance(value, list | tuple):
-        return [str(item).strip() for item in value if str(item).strip()]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+        return [_text(item) for item in value if _text(item)]
+    value = _text(value)
     return [item.strip() for item in str(value).split(separator) if item.strip()]
+
+
+def _text(value: Any) -> str:
+    """A label as written: 27.0 (a number read as float) as "27"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def looks_multi_label(values: Sequence[Any], separator: str) -> bool:

@@ -331,6 +331,7 @@ def read_texts(
     encoding_errors: EncodingErrors,
     datasets_cache: str,
     label: tuple[str, LabelSpace] | None = None,
+    column_names: list[str] | None = None,
 ) -> datasets.Dataset:
     """Rows (text, text_pair?, index, label?) of a file to predict: a .txt file holds one text per line (its
     index: the line number; blank lines are left out), a table file the columns named (its index: the row
@@ -349,7 +350,7 @@ def read_texts(
         if not kept:
             raise DataError(f"{path}: holds no text (a text per line)")
         return datasets.Dataset.from_dict({TEXT: [t for _, t in kept], INDEX: [n for n, _ in kept]})
-    rows = read_table_file(path, "INPUT", datasets_cache, encoding_errors)
+    rows = read_table_file(path, "INPUT", datasets_cache, encoding_errors, column_names)
     wanted = {"data.text_column": text_column, "data.text_pair_column": pair_column}
     renamed = {}
     for (setting, column), name in zip(wanted.items(), (TEXT, TEXT_PAIR), strict=True):

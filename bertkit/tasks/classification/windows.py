@@ -17,6 +17,7 @@ from bertkit.core.batch import Gathered
 from bertkit.core.errors import DataError
 from bertkit.core.seeding import fingerprint
 from bertkit.readers.glue_tsv import LABEL, TEXT, TEXT_PAIR
+from bertkit.tasks.fine_tuning import windows_left_to_right
 
 DOCUMENT, WINDOW = "document_index", "window_index"
 """Each window's document (its row in the split) and its place among that document's windows."""
@@ -43,6 +44,7 @@ def encode(
     """Every window of every row: model inputs, the row's label, its document and window number."""
     if TEXT_PAIR in rows.column_names:
         raise DataError("data.long_inputs=windows reads one text per example; sentence pairs are truncated instead")
+    tokenizer = windows_left_to_right(tokenizer)  # window 0 is a document's start, whatever side it truncates
 
     def tokenize(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         encoded = tokenizer(
