@@ -41,13 +41,19 @@ def run(mode: str, length: int, seed: int, args) -> dict:
         "trainer.progress_bar=false", "trainer.resume=never", f"seed={seed}", f"output_dir={run_dir}",
     ]  # fmt: skip
     subprocess.run(command, check=True, cwd=ROOT)
+    return record(run_dir)
+
+
+def record(run_dir: Path) -> dict:
+    """A finished run's figures, from its metrics.json."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    train = metrics["data"]["train"]
     return {
         "accuracy": 100 * metrics["validation"]["accuracy"],
         "f1_macro": 100 * metrics["validation"]["f1_macro"],
         "train_seconds": metrics["throughput"]["train_seconds"],
         "steps": metrics["throughput"]["steps"],
-        "train_windows": metrics["data"]["train"].get("windows", metrics["data"]["train"]["examples"]),
+        "train_windows": train.get("windows_trained_on") or train.get("examples"),
     }
 
 
