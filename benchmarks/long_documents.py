@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from accuracy import mean_and_spread  # the mean ± sd over seeds of the other accuracy tables, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
@@ -64,15 +66,10 @@ def table(records: list[dict], model: str) -> str:
     for record in records:
         groups.setdefault((record["length"], record["mode"]), []).append(record)
     for (length, mode), members in sorted(groups.items(), key=lambda item: (-item[0][0], item[0][1])):
-        cells = [spread([m[key] for m in members]) for key in ("accuracy", "f1_macro", "train_seconds")]
+        cells = [mean_and_spread([m[key] for m in members]) for key in ("accuracy", "f1_macro", "train_seconds")]
         steps = statistics.mean(m["steps"] for m in members)
         lines.append(f"| {length} | {mode} | {len(members)} | {' | '.join(cells)} | {steps:.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def spread(values: list[float]) -> str:
-    mean = statistics.mean(values)
-    return f"{mean:.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{mean:.2f}"
 
 
 def main() -> None:

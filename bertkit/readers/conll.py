@@ -44,34 +44,41 @@ INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00a0\u00ad"
 """Characters that show nothing: a line of only these (and spaces) is blank, a byte-order mark is dropped."""
 
 
+def _visible(line: str) -> str:
+    """The line without byte-order marks, and without spaces and invisible characters at either end."""
+    return line.replace("\ufeff", "").strip().strip(INVISIBLE).strip()
+
+
 def split_columns(line: str, tabs: bool) -> list[str]:
     """A line's columns: tab-separated (a word may hold spaces) or whitespace-separated; [] for a blank line."""
-    line = line.replace("\ufeff", "")
-    if not line.strip().strip(INVISIBLE).strip():
+    if not _visible(line):
         return []
+    line = line.replace("\ufeff", "")
     return [c.strip() for c in line.rstrip().split("\t")] if tabs else line.split()
 
 
-def _tabbed(line: str) -> bool | None:
-    """Whether a line decides the file's columns are tab-separated; None for a line that cannot tell (blank,
-    invisible, or a -DOCSTART- line, which CoNLL-2003 separates by spaces)."""
-    visible = line.replace("\ufeff", "").strip().strip(INVISIBLE).strip()
-    if not visible or visible.split()[:1] == ["-DOCSTART-"]:
-        return None
-    return "\t" in visible
+def _word_lines(path: str) -> Iterator[tuple[int, list[str], bool]]:
+    """(line number, columns, invisible) of every line: no columns for a sentence break (a blank line, one of
+    only invisible characters, which `invisible` marks, or -DOCSTART-). The file's columns are tab-separated
+    when its first word line has a tab (CoNLL-2003 separates even -DOCSTART- lines by spaces)."""
+    tabs = None
+    for number, line in enumerate(decoded_lines(path), start=1):
+        visible = _visible(line)
+        if not visible or visible.split()[:1] == ["-DOCSTART-"]:
+            yield number, [], bool(line.strip()) and not visible
+            continue
+        tabs = "\t" in visible if tabs is None else tabs
+        yield number, split_columns(line, tabs), False
 
 
 def line_counts(path: str) -> dict[str, int]:
     """What the reader treats specially, counted: lines blank but for invisible characters, and lines whose
     number of columns differs from the first word line's (an error, or left out with data.bad_lines=skip)."""
     counts = {"invisible_blank_lines": 0, "bad_lines": 0}
-    tabs, width = None, None
-    for line in decoded_lines(path):
-        if line.strip() and not line.replace("\ufeff", "").strip().strip(INVISIBLE).strip():
-            counts["invisible_blank_lines"] += 1
-        tabs = _tabbed(line) if tabs is None else tabs
-        columns = split_columns(line, bool(tabs))
-        if columns and line.replace("\ufeff", "").split()[:1] != ["-DOCSTART-"]:
+    width = None
+    for _, columns, invisible in _word_lines(path):
+        counts["invisible_blank_lines"] += invisible
+        if columns:
             width = len(columns) if width is None else width
             counts["bad_lines"] += len(columns) != width
     return counts
@@ -79,14 +86,12 @@ def line_counts(path: str) -> dict[str, int]:
 
 def _sentences(file: FileKey, tag_column: int, to_iob2: bool, skip: bool) -> Iterator[dict[str, Any]]:
     path = file[0]
-    width, tabs = None, None
+    width = None
     words: list[str] = []
     tags: list[str] = []
     first_line = 0
-    for number, line in enumerate(decoded_lines(path), start=1):
-        tabs = _tabbed(line) if tabs is None else tabs
-        columns = split_columns(line, bool(tabs))
-        if not columns or line.replace("\ufeff", "").split()[:1] == ["-DOCSTART-"]:
+    for number, columns, _ in _word_lines(path):
+        if not columns:
             if words:
                 yield _sentence(words, tags, first_line, to_iob2, path)
                 words, tags = [], []

@@ -83,6 +83,17 @@ def decoded_lines(path: str | Path, errors: str = "strict") -> Iterator[str]:
             offset += len(raw)
 
 
+def text_lines(path: str, setting: str, errors: str = "strict") -> list[tuple[str, str]]:
+    """(line number, text) of each non-blank line of a text file: a text per line, as predict reads .txt files."""
+    if not Path(path).expanduser().is_file():
+        raise DataError(f"{setting}: {path!r} does not exist")
+    lines = [(str(n), line.strip()) for n, line in enumerate(decoded_lines(Path(path).expanduser(), errors), 1)]
+    kept = [(number, text) for number, text in lines if text]
+    if not kept:
+        raise DataError(f"{path}: holds no text (a text per line)")
+    return kept
+
+
 def load_table(
     files: list[Path],
     setting: str,

@@ -28,6 +28,7 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
+from scipy.special import softmax
 from transformers import AutoModelForMultipleChoice, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
@@ -171,8 +172,7 @@ class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
 
     def decode(self, split: str, gathered: Gathered) -> Choices:
         logits = gathered["logits"]
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+        probabilities = softmax(logits, axis=-1)
         return Choices(chosen=logits.argmax(axis=-1), answers=gathered.get("labels"), probabilities=probabilities)
 
     def predict_file(self, path: str, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, top_k: int) -> Prediction:

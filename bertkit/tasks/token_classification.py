@@ -12,7 +12,6 @@ tagged consistently.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.conll import LINE, TAGS, WORDS, line_counts, read_columns, read_hub
 from bertkit.readers.files import decoded_lines, file_keys
-from bertkit.readers.tag_schemes import TagScheme, from_iob2
+from bertkit.readers.tag_schemes import TAG, TagScheme, from_iob2
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import PREDICTED, CardFacts, Prediction, Task, pipeline_usage
 from bertkit.tasks.fine_tuning import (
@@ -275,7 +274,6 @@ def _read(cfg: NerDataConfig, datasets_cache: str) -> tuple[dict[str, datasets.D
 CONLL_SUFFIXES = (".conll", ".iob", ".iob2", ".bio", ".bioes")
 TEXT, STARTS = "text", "word_starts"
 """Raw-text input: each sentence's line, and where each word begins in it."""
-_TAG = re.compile(r"^(O|[BIESLU]-\S+)$")
 
 
 def read_for_prediction(path: str, cfg: NerDataConfig, tokenizer, datasets_cache: str) -> datasets.Dataset:
@@ -291,7 +289,7 @@ def read_for_prediction(path: str, cfg: NerDataConfig, tokenizer, datasets_cache
     widths = {len(columns) for columns in words}
     conll = file.suffix.lower() in CONLL_SUFFIXES or words[0][0] == "-DOCSTART-"
     if len(widths) == 1 and min(widths) >= 2 and -min(widths) <= cfg.tag_column < min(widths):
-        conll |= all(_TAG.match(c[cfg.tag_column]) for c in words if c[0] != "-DOCSTART-")
+        conll |= all(TAG.match(c[cfg.tag_column]) for c in words if c[0] != "-DOCSTART-")
     if conll:
         tag_column = cfg.tag_column if min(widths) >= 2 else 0  # words only: no tags to read
         rows = read_columns(

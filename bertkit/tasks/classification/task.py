@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import datasets
 import numpy as np
 import torch
+from scipy.special import softmax
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
@@ -25,7 +26,7 @@ from bertkit.core.errors import DataError
 from bertkit.core.schema import require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
-from bertkit.readers.files import EncodingErrors, decoded_lines, read_table_file, row_location
+from bertkit.readers.files import EncodingErrors, read_table_file, row_location, text_lines
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import PREDICTED, CardFacts, CheckpointLabels, Prediction, Task, pipeline_usage
@@ -249,9 +250,7 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         logits = gathered["logits"]
         if self.labels.is_regression:
             return Predictions(values=logits[:, 0], references=gathered.get("labels"))
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
-        return Predictions(logits.argmax(axis=-1), gathered.get("labels"), probabilities)
+        return Predictions(logits.argmax(axis=-1), gathered.get("labels"), softmax(logits, axis=-1))
 
     def score(self, split: str, decoded: Predictions) -> Scores:
         assert decoded.references is not None, f"{split} has no labels to score"
@@ -345,10 +344,7 @@ def read_texts(
                 f"{path}: a .txt file holds one text per line, but the model reads pairs ({text_column!r} + "
                 f"{pair_column!r}, data.text_pair_column); give a CSV, TSV or JSON Lines file with both columns"
             )
-        lines = [(str(n), line.strip()) for n, line in enumerate(decoded_lines(path, encoding_errors), 1)]
-        kept = [(n, text) for n, text in lines if text]
-        if not kept:
-            raise DataError(f"{path}: holds no text (a text per line)")
+        kept = text_lines(path, "INPUT", encoding_errors)
         return datasets.Dataset.from_dict({TEXT: [t for _, t in kept], INDEX: [n for n, _ in kept]})
     rows = read_table_file(path, "INPUT", datasets_cache, encoding_errors, column_names)
     wanted = {"data.text_column": text_column, "data.text_pair_column": pair_column}

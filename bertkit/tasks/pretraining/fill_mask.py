@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered
 from bertkit.core.errors import DataError
-from bertkit.readers.files import decoded_lines, read_table_file, row_location
+from bertkit.readers.files import read_table_file, row_location, text_lines
 from bertkit.tasks.base import Prediction
 from bertkit.tasks.fine_tuning import DynamicPadding, tsv
 
@@ -92,11 +92,7 @@ class FillMask:
 def _read(path: str, text_column: str, datasets_cache: str) -> datasets.Dataset:
     """Texts with their index: a .txt file's non-blank lines (the line number), or a table's `text_column`."""
     if Path(path).suffix.lower() == ".txt":
-        if not Path(path).is_file():
-            raise DataError(f"INPUT: {path!r} does not exist")
-        lines = [(str(n), line.strip()) for n, line in enumerate(decoded_lines(path), 1) if line.strip()]
-        if not lines:
-            raise DataError(f"{path}: holds no text (a text per line)")
+        lines = text_lines(path, "INPUT")
         return datasets.Dataset.from_dict({TEXT: [t for _, t in lines], INDEX: [n for n, _ in lines]})
     rows = read_table_file(path, "INPUT", datasets_cache)
     if text_column not in rows.column_names:
