@@ -145,6 +145,8 @@ def main() -> None:
                 if any(r["seed"] == seed and r["system"] == system for r in records):
                     continue
                 result = (run_bertkit if system == "bertkit" else run_baseline)(args.task, seed, args)
+                # read again: the two systems may run side by side, each adding its own records
+                records = json.loads(store.read_text()) if store.exists() else []
                 records.append({"seed": seed, "system": system, **result})
                 store.write_text(json.dumps(records, indent=1) + "\n")
                 print(json.dumps(records[-1]), flush=True)

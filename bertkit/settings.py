@@ -40,6 +40,14 @@ class ResumeMode(StrEnum):
     force = "force"  # resume although settings or inputs changed (say, a new learning rate); history.jsonl says so
 
 
+class Adversarial(StrEnum):
+    """Adversarial training on the word embeddings."""
+
+    none = "none"
+    fgm = "fgm"  # one step of size adversarial_epsilon along the loss gradient (Miyato et al. 2017)
+    pgd = "pgd"  # adversarial_steps steps of adversarial_step_size, kept within adversarial_epsilon (Madry et al. 2018)
+
+
 class NonFiniteLoss(StrEnum):
     """What to do when a step's gradients are NaN or infinite."""
 
@@ -133,6 +141,21 @@ class TrainerConfig:
     adam_epsilon: float = 1e-6
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm; 0 turns it off."""
+    rdrop_alpha: float = 0.0
+    """R-Drop: each batch runs twice with different dropout, and this times the symmetric KL divergence between
+    the two outputs is added to the loss (their mean squared difference for regression). 0: off."""
+    adversarial: Adversarial = Adversarial.none
+    """Adversarial training: each batch also runs with its word embeddings perturbed in the direction that
+    raises the loss most, and that loss is added (fgm: one step; pgd: several)."""
+    adversarial_epsilon: float = 1.0
+    """Size (L2 norm over each example's word embeddings) of the perturbation (fgm), or its bound (pgd)."""
+    adversarial_steps: int = 3
+    """pgd: perturbation steps, each followed by a forward pass."""
+    adversarial_step_size: float = 0.3
+    """pgd: size of each step."""
+    layer_lr_decay: float = 1.0
+    """Layer-wise learning-rate decay: the head and the top layer learn at learning_rate, each layer below at
+    the rate of the one above times this, the embeddings last (e.g. 0.9). 1: one rate for all."""
     lr_scheduler: SchedulerKind = SchedulerKind.linear
     warmup_steps: int = 0
     warmup_ratio: float = 0.0
@@ -192,6 +215,11 @@ class TrainerConfig:
         require(self.warmup_steps >= 0, "trainer.warmup_steps", "must be >= 0")
         require(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
         require(self.max_grad_norm >= 0, "trainer.max_grad_norm", "must be >= 0")
+        require(0 < self.layer_lr_decay <= 1, "trainer.layer_lr_decay", "must be in (0, 1]")
+        require(self.rdrop_alpha >= 0, "trainer.rdrop_alpha", "must be >= 0")
+        require(self.adversarial_epsilon > 0, "trainer.adversarial_epsilon", "must be > 0")
+        require(self.adversarial_steps >= 1, "trainer.adversarial_steps", "must be >= 1")
+        require(self.adversarial_step_size > 0, "trainer.adversarial_step_size", "must be > 0")
         require(self.keep_last >= 1, "trainer.keep_last", "must be >= 1")
         require(self.eval_every is None or self.eval_every >= 1, "trainer.eval_every", "must be >= 1")
         require(self.save_every is None or self.save_every >= 1, "trainer.save_every", "must be >= 1")

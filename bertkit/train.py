@@ -26,7 +26,7 @@ from bertkit import artifacts, config, model, run_dir, tokenizer
 from bertkit.core.errors import BertkitError
 from bertkit.tasks.base import CheckpointLabels
 from bertkit.tasks.registry import task_for
-from bertkit.training import hub, tracking
+from bertkit.training import hub, regularisers, tracking
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
 from bertkit.training.trainer import Trainer
@@ -64,6 +64,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     if evaluate_only and run_cfg.model.name_or_path is not None:
         task.use_checkpoint_labels(CheckpointLabels.of(run_cfg.model.name_or_path, architecture))
     accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed, plan.run_dir)
+    regularisers.check(run_cfg.trainer, task.compares_outputs, type(task).__name__, accelerator)
     if accelerator.is_main_process:
         run_dir.check_writable(plan.run_dir)
     else:

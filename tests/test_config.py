@@ -62,6 +62,8 @@ def test_typos_wrong_types_and_bad_enums_fail_naming_the_key(override, named):
         (["data.source=prose_files"], "data.paths"),
         (["data.masking.mlm_probability=1.5"], "data.masking.mlm_probability"),
         (["trainer.learning_rate=0"], "trainer.learning_rate"),
+        (["trainer.layer_lr_decay=0"], "trainer.layer_lr_decay"),
+        (["trainer.layer_lr_decay=1.5"], "trainer.layer_lr_decay"),
         (["model.hidden_size=100", "model.num_attention_heads=3"], "model.hidden_size"),
         (["data.source=hub"], "data.hub_name"),
     ],

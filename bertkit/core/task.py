@@ -71,6 +71,12 @@ class Evaluation(Protocol):
         """Per-example tensors of one evaluation batch and the model's output (leading dimension: examples)."""
         ...
 
+    def output_divergence(
+        self, first: Mapping[str, torch.Tensor], second: Mapping[str, torch.Tensor], batch: Batch
+    ) -> torch.Tensor:
+        """A symmetric divergence between two outputs of the model for one training batch (R-Drop)."""
+        ...
+
     def decode(self, split: str, gathered: Gathered) -> Any:
         """One split's gathered outputs -> its predictions (answer texts, tags, labels), computed once."""
         ...

@@ -4,7 +4,7 @@ artifact writers) ask of a task, in the order a run asks it."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -17,6 +17,9 @@ from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
 from bertkit.core.task import Head, TaskData
 from bertkit.settings import ModelConfig
+
+Outputs = Mapping[str, torch.Tensor]
+"""The tensors of a model's output (logits, ...), one row per example of the batch."""
 
 
 class DataSettings(Protocol):
@@ -128,6 +131,8 @@ class Task(ABC, Generic[ConfigT]):
 
     any_encoder: bool = True
     """The head fits any encoder the transformers Auto classes load; False: a BERT only (pretraining's heads)."""
+    compares_outputs: bool = False
+    """`output_divergence` tells how far apart two outputs of the model for one batch are (R-Drop needs it)."""
 
     def __init__(self, cfg: ConfigT) -> None:
         self.cfg = cfg
@@ -198,6 +203,11 @@ class Task(ABC, Generic[ConfigT]):
             files=lambda decoded: self.prediction_files(PREDICTED, decoded),
             records=lambda decoded: self.prediction_records(PREDICTED, decoded),
         )
+
+    def output_divergence(self, first: Outputs, second: Outputs, batch: Batch) -> torch.Tensor:
+        """A symmetric divergence between two outputs of the model for `batch` (with different dropout), per
+        example or position: R-Drop's consistency term. Only tasks with `compares_outputs`."""
+        raise NotImplementedError(f"{type(self).__name__} has no divergence between outputs")
 
     @property
     @abstractmethod

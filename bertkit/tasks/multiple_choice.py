@@ -31,6 +31,7 @@ import torch
 from scipy.special import softmax
 from transformers import AutoModelForMultipleChoice, PreTrainedTokenizerBase
 
+from bertkit.core import divergence
 from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path, require
@@ -38,7 +39,7 @@ from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
 from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.files import load_hub, read_table_file, row_location
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import PREDICTED, CardFacts, Prediction, Task
+from bertkit.tasks.base import PREDICTED, CardFacts, Outputs, Prediction, Task
 from bertkit.tasks.fine_tuning import (
     BadRows,
     FineTuningDataConfig,
@@ -124,6 +125,8 @@ class Choices:
 class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
     """The right answer among N, scored by accuracy."""
 
+    compares_outputs = True
+
     questions: dict[str, datasets.Dataset]
     """Each split's questions as read (ids, texts, choices, labels), for prediction files."""
 
@@ -163,6 +166,9 @@ class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
 
     def head(self, model: ModelConfig) -> Head:
         return Head(model_class=AutoModelForMultipleChoice)
+
+    def output_divergence(self, first: Outputs, second: Outputs, batch: Batch) -> torch.Tensor:
+        return divergence.categorical(first["logits"], second["logits"])
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         gathered = {"logits": output.logits.float()}

@@ -24,6 +24,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB1, IOB2, IOBES
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
 
+from bertkit.core import divergence
 from bertkit.core.batch import IGNORE_INDEX, Batch, Gathered, Scores
 from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path, require
@@ -33,7 +34,7 @@ from bertkit.readers.conll import LINE, TAGS, WORDS, line_counts, read_columns, 
 from bertkit.readers.files import decoded_lines, file_keys
 from bertkit.readers.tag_schemes import TAG, TagScheme, from_iob2
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import PREDICTED, CardFacts, Prediction, Task, pipeline_usage
+from bertkit.tasks.base import PREDICTED, CardFacts, Outputs, Prediction, Task, pipeline_usage
 from bertkit.tasks.fine_tuning import (
     BadRows,
     DynamicPadding,
@@ -92,6 +93,8 @@ class NerDataConfig(FineTuningDataConfig):
 
 class TokenClassificationTask(Task[NerDataConfig]):
     """A tag per word (named entities), scored at the entity level."""
+
+    compares_outputs = True
 
     labels: tuple[str, ...]
     """The training set's tags."""
@@ -193,6 +196,10 @@ class TokenClassificationTask(Task[NerDataConfig]):
                 "label2id": {n: i for i, n in id2label.items()},
             },
         )
+
+    def output_divergence(self, first: Outputs, second: Outputs, batch: Batch) -> torch.Tensor:
+        """Between the tag distributions of the positions that carry a label (each word's first piece)."""
+        return divergence.categorical(first["logits"], second["logits"], keep=batch["labels"] != IGNORE_INDEX)
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         return {"predictions": output.logits.argmax(dim=-1)}

@@ -35,6 +35,7 @@ from bertkit.training import checkpoints, optim, tracking
 from bertkit.training.accelerator import weights_agree
 from bertkit.training.batching import LengthGroupedSampler, example_lengths
 from bertkit.training.evaluation import evaluate_splits, predict_splits
+from bertkit.training.regularisers import LossStep
 from bertkit.training.selection import Selection
 from bertkit.training.state import LoopState
 from bertkit.training.stopping import (
@@ -142,6 +143,7 @@ class Trainer:
         optimizer = optim.build_optimizer(model, cfg, accelerator.device)
         prepared = accelerator.prepare(model, optimizer, train_loader, *loaders.values())
         self.model, self.optimizer, self.train_loader = prepared[:3]
+        self.loss_step = LossStep(cfg, self.task, accelerator, self.model)
         loaders = dict(zip(loaders, prepared[3:], strict=True))
         self.predict_loaders = {name: loaders.pop(name) for name in self.data.prediction}
         self.final_loaders = {name: loaders.pop(name) for name in self.data.final_evaluation}
@@ -208,8 +210,7 @@ class Trainer:
         whether this micro-batch ended an optimizer step (its update applied, or dropped as not finite)."""
         accelerator = self.accelerator
         with accelerator.accumulate(self.model):
-            output = self.model(**batch)
-            accelerator.backward(output.loss)
+            output = self.loss_step(self.model, batch)
             self.window.add(output, batch["attention_mask"].sum(), len(batch["input_ids"]))
             update = self._clip_gradients() if accelerator.sync_gradients else True
             if update:

@@ -21,6 +21,7 @@ import torch
 from scipy.special import softmax
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
+from bertkit.core import divergence
 from bertkit.core.batch import Batch, Gathered, Scores
 from bertkit.core.errors import DataError
 from bertkit.core.schema import require
@@ -29,7 +30,7 @@ from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.readers.files import EncodingErrors, read_table_file, row_location, text_lines
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
 from bertkit.settings import ModelConfig
-from bertkit.tasks.base import PREDICTED, CardFacts, CheckpointLabels, Prediction, Task, pipeline_usage
+from bertkit.tasks.base import PREDICTED, CardFacts, CheckpointLabels, Outputs, Prediction, Task, pipeline_usage
 from bertkit.tasks.classification import windows
 from bertkit.tasks.classification.windows import LongInputs, WindowAggregation
 from bertkit.tasks.fine_tuning import (
@@ -124,6 +125,7 @@ SentenceConfigT = TypeVar("SentenceConfigT", bound=SentenceTaskConfig)
 class SequenceClassificationTask(Task[SentenceConfigT]):
     """One label (or one score) per sentence or sentence pair."""
 
+    compares_outputs = True
     labels: LabelSpace
     rows: dict[str, datasets.Dataset]
     """Each evaluation and prediction split's rows (their `index` names predictions)."""
@@ -238,6 +240,13 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
                 "problem_type": _PROBLEMS[(self.labels.is_regression, self.labels.multi_label)],
             },
         )
+
+    def output_divergence(self, first: Outputs, second: Outputs, batch: Batch) -> torch.Tensor:
+        if self.labels.is_regression:
+            return divergence.squared(first["logits"], second["logits"])
+        if self.labels.multi_label:
+            return divergence.bernoulli(first["logits"], second["logits"])
+        return divergence.categorical(first["logits"], second["logits"])
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         gathered = {"logits": output.logits.float()}
