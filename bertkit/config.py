@@ -9,7 +9,7 @@ key. Code below `train.py` receives these dataclasses, never a DictConfig.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.config_store import ConfigStore
@@ -20,7 +20,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bertkit.core.errors import ConfigError
 from bertkit.core.schema import flat_defaults, require, resumable, resumable_keys
-from bertkit.settings import ModelConfig, TokenizerConfig, TrainerConfig
+from bertkit.settings import DistillConfig, ModelConfig, TokenizerConfig, TrainerConfig
 from bertkit.tasks.registry import TASKS, DataConfig
 
 
@@ -44,8 +44,15 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
+        layers = self.distill.student_layers
+        if layers is not None:
+            kept = self.model.keep_layers
+            require(kept is None or list(kept) == list(layers), "model.keep_layers",
+                    f"{kept} differs from distill.student_layers={layers}; set one of them")  # fmt: skip
+            self.model = replace(self.model, keep_layers=list(layers))
         require(
             self.optimized_metric is None or "/" in self.optimized_metric,
             "optimized_metric",

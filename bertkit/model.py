@@ -3,6 +3,7 @@ Auto class loads (BERT, RoBERTa, DistilBERT, ALBERT, ELECTRA, DeBERTa-v2/v3, XLM
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -19,6 +20,7 @@ from transformers import (
 )
 
 from bertkit.core.errors import ModelError, missing_checkpoint_message
+from bertkit.core.layers import renumbered
 from bertkit.core.task import Head, TaskSpec
 from bertkit.settings import SIZES, ModelConfig
 
@@ -61,6 +63,8 @@ def architecture(cfg: ModelConfig) -> PretrainedConfig:
             config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
         except (OSError, ValueError) as error:
             raise ModelError(missing_checkpoint_message("model.name_or_path", cfg.name_or_path, error)) from None
+    if cfg.keep_layers is not None:
+        _keep_layers_of(config, cfg.keep_layers)
     hidden, attention = DROPOUT_NAMES.get(config.model_type, ("hidden_dropout_prob", "attention_probs_dropout_prob"))
     for name, value in ((hidden, cfg.hidden_dropout_prob), (attention, cfg.attention_probs_dropout_prob)):
         if value is not None and hasattr(config, name):
@@ -68,6 +72,18 @@ def architecture(cfg: ModelConfig) -> PretrainedConfig:
         elif value is not None:
             log.warning("%s configs have no %s: the dropout setting is not applied", config.model_type, name)
     return config
+
+
+def _keep_layers_of(config: PretrainedConfig, keep: list[int]) -> None:
+    """The configuration of the smaller model: its depth, and the kinds of its layers where the architecture
+    lists them (ModernBERT's global and local attention), as the kept layers had them."""
+    depth = config.num_hidden_layers
+    if config.model_type == "albert" or max(keep) >= depth:
+        reason = "ALBERT shares one layer across its depth" if config.model_type == "albert" else f"it has {depth}"
+        raise ModelError(f"model.keep_layers={keep} cannot be kept of this checkpoint: {reason}")
+    config.num_hidden_layers = len(keep)
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = [config.layer_types[index] for index in keep]
 
 
 def check_encoder(cfg: ModelConfig, config: PretrainedConfig, any_encoder: bool) -> None:
@@ -148,6 +164,39 @@ def build_model(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: boo
 
 
 def _from_checkpoint(cfg: ModelConfig, head: Head, config: PretrainedConfig) -> BuiltModel:
+    """The checkpoint's weights in the head's class (of its kept layers only, with model.keep_layers)."""
+    if cfg.keep_layers is None:
+        return _load(cfg, head, config)
+    whole = copy.deepcopy(config)  # the head's settings and the attention as the smaller model has them
+    original = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
+    whole.num_hidden_layers = original.num_hidden_layers
+    if isinstance(getattr(original, "layer_types", None), list):
+        whole.layer_types = original.layer_types
+    loaded = _load(cfg, head, whole)
+    log.info("Keeping layers %s of the %d of %s", cfg.keep_layers, whole.num_hidden_layers, cfg.name_or_path)
+    return BuiltModel(_kept(loaded.model, cfg.keep_layers, config), loaded.fresh_modules)
+
+
+def _kept(model: PreTrainedModel, keep: list[int], config: PretrainedConfig) -> PreTrainedModel:
+    """A model of `config` holding the kept layers of `model`, renumbered in order, and all its other weights."""
+    new_index = {old: new for new, old in enumerate(keep)}
+    state = {}
+    for name, value in model.state_dict().items():
+        kept_name = renumbered(name, new_index)
+        if kept_name is not None:
+            state[kept_name] = value
+    smaller = type(model)(config)
+    result = smaller.load_state_dict(state, strict=False)
+    if result.missing_keys:
+        raise ModelError(f"model.keep_layers={keep}: no weights for {', '.join(result.missing_keys[:3])}")
+    if result.unexpected_keys:  # e.g. ModernBERT's first layer has no attention norm: the kept one's is left out
+        log.warning(
+            "model.keep_layers=%s: the smaller model has no place for %s", keep, ", ".join(result.unexpected_keys)
+        )
+    return smaller
+
+
+def _load(cfg: ModelConfig, head: Head, config: PretrainedConfig) -> BuiltModel:
     """The checkpoint's weights in the head's class. Only task heads may start fresh (and it is said); an
     encoder the checkpoint does not fill stops the run."""
     assert cfg.name_or_path is not None

@@ -111,6 +111,10 @@ class ModelConfig:
     """Compute MLM logits only at masked positions (same weights and loss, far less work)."""
     trust_remote_code: bool = False
     """Allow a Hub checkpoint to run its own Python code. Off: only transformers' BERT code runs."""
+    keep_layers: list[int] | None = None
+    """Start from only these layers of the checkpoint, in order (DistilBERT's initialisation of a student, e.g.
+    [0, 2, 4] of a 6-layer model): the model has len(keep_layers) layers, every other weight is the checkpoint's.
+    None: all its layers."""
 
     def __post_init__(self) -> None:
         if self.name_or_path is None:
@@ -124,6 +128,11 @@ class ModelConfig:
             )
         layers = self.num_hidden_layers
         require(layers is None or layers >= 1, "model.num_hidden_layers", "must be >= 1")
+        if self.keep_layers is not None:
+            keep = list(self.keep_layers)
+            require(self.name_or_path is not None, "model.keep_layers", "keeps layers of a checkpoint: set one")
+            require(bool(keep) and min(keep) >= 0, "model.keep_layers", f"{keep} must name layers 0, 1, ...")
+            require(keep == sorted(set(keep)), "model.keep_layers", f"{keep} must be increasing, each layer once")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -236,3 +245,39 @@ class TrainerConfig:
             "trainer.push_to_hub",
             "needs trainer.hub_model_id (e.g. your-name/bert-mrpc)",
         )
+
+
+@dataclass(kw_only=True, slots=True)
+class DistillConfig:
+    """Knowledge distillation: the model trained (the student) also learns the outputs of a teacher."""
+
+    teacher: str | None = input_path(None)
+    """A model folder or Hub id fine-tuned for this task and labels, with the student's tokenizer. None: none."""
+    alpha: float = 0.5
+    """Weight of the loss on the labels; 1 - alpha weighs the soft-target loss (T² x KL to the teacher)."""
+    temperature: float = 2.0
+    """Softens both distributions in the soft-target loss."""
+    student_layers: list[int] | None = None
+    """The student starts from these layers of model.name_or_path (DistilBERT's initialisation, e.g. [0, 2, 4]);
+    sets model.keep_layers. Usable without a teacher: the same student trained on the labels alone."""
+    hidden_weight: float = 0.0
+    """Weight of the mean squared error between hidden states: the student's embeddings and each of its layers
+    against the teacher's (needs the same hidden size; the teacher then runs alongside). 0: off."""
+    hidden_layers: list[int] | None = None
+    """For each student layer, the teacher layer (0-based) its output imitates. None: student_layers."""
+    cache_teacher: bool = True
+    """Compute the teacher's logits over the training set once, before training, and cache them (by teacher and
+    data); False: run the teacher alongside the student on every batch."""
+
+    def __post_init__(self) -> None:
+        require(0 <= self.alpha <= 1, "distill.alpha", "must be in [0, 1]")
+        require(self.temperature > 0, "distill.temperature", "must be > 0")
+        require(self.hidden_weight >= 0, "distill.hidden_weight", "must be >= 0")
+        if self.teacher is None:
+            require(self.hidden_weight == 0, "distill.hidden_weight", "needs a teacher: set distill.teacher")
+        if self.hidden_weight > 0:
+            require(
+                self.hidden_layers is not None or self.student_layers is not None,
+                "distill.hidden_layers",
+                "name the teacher layer each student layer imitates (or set distill.student_layers)",
+            )

@@ -26,7 +26,7 @@ from bertkit import artifacts, config, model, run_dir, tokenizer
 from bertkit.core.errors import BertkitError
 from bertkit.tasks.base import CheckpointLabels
 from bertkit.tasks.registry import task_for
-from bertkit.training import hub, regularisers, tracking
+from bertkit.training import distillation, hub, regularisers, tracking
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
 from bertkit.training.trainer import Trainer
@@ -56,6 +56,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     run_cfg.model = model.with_checkpoint_sizes(run_cfg.model, architecture)
     model.check_sequence_length(architecture, task.max_seq_length)
     tracking.check_trackers(run_cfg.trainer.report_to)
+    distillation.check_readable(run_cfg.distill)
     if run_cfg.trainer.push_to_hub and run_cfg.trainer.hub_model_id:
         hub.check_reachable(run_cfg.trainer.hub_model_id)
     inputs = run_dir.input_fingerprints(run_cfg)
@@ -64,7 +65,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     if evaluate_only and run_cfg.model.name_or_path is not None:
         task.use_checkpoint_labels(CheckpointLabels.of(run_cfg.model.name_or_path, architecture))
     accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed, plan.run_dir)
-    regularisers.check(run_cfg.trainer, task.compares_outputs, type(task).__name__, accelerator)
+    regularisers.check(run_cfg.trainer, run_cfg.distill, task.compares_outputs, type(task).__name__, accelerator)
     if accelerator.is_main_process:
         run_dir.check_writable(plan.run_dir)
     else:
@@ -78,7 +79,12 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
         data = task.build(tok, cache_dir)
     preprocessing = time.perf_counter() - started
     built = model.build_model(run_cfg.model, data.spec, task.head(run_cfg.model), evaluate_only)
-    trainer = Trainer(accelerator, run_cfg.trainer, built.model, data, task, plan.run_dir, run_cfg.seed, plan.resume)
+    teacher = distillation.load_teacher(run_cfg.distill, task.head(run_cfg.model), built.model.config, tok, accelerator)
+    if teacher is not None:
+        distillation.attach_cached_logits(teacher, data, cache_dir, run_cfg.trainer.eval_batch_size)
+    trainer = Trainer(
+        accelerator, run_cfg.trainer, built.model, data, task, plan.run_dir, run_cfg.seed, plan.resume, teacher
+    )
     if trainer.resumed and trainer.finished and (plan.run_dir / run_dir.METRICS).is_file():
         raise run_dir.NothingToTrain(f"{plan.run_dir} is at its last step ({trainer.state.step}); its results are kept")
     if accelerator.is_main_process:

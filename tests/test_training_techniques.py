@@ -13,11 +13,13 @@ from accelerate import Accelerator
 from safetensors.torch import load_file
 
 from bertkit import train
-from bertkit.core import divergence
+from bertkit.core.divergence import Distributions, OutputKind, soft_target_loss, symmetric_divergence
 from bertkit.core.errors import ConfigError
+from bertkit.core.layers import layer_index
 from bertkit.settings import TrainerConfig
 from bertkit.training import optim
-from bertkit.training.regularisers import LossStep, _within
+from bertkit.training.loss_step import LossStep
+from bertkit.training.regularisers import within
 
 from .conftest import GLUE_FIXTURES, compose_config
 from .encoders import ENCODERS
@@ -54,14 +56,14 @@ def test_layer_decay_gives_each_layer_of_every_encoder_its_rate(kind):
     lr, weight_decay = rates(model, 0.5)
     layers = model.config.num_hidden_layers
     word_embeddings = next(n for n, p in model.named_parameters() if p is model.get_input_embeddings().weight)
-    head = [name for name in lr if optim.layer_index(name) is None]
+    head = [name for name in lr if layer_index(name) is None]
     assert head and all(lr[name] == BASE for name in head)
     if kind == "albert":  # one layer shared across the depth: only the embeddings are below it
         assert lr[word_embeddings] == BASE * 0.5
-        assert {lr[name] for name in lr if optim.layer_index(name) != -1} == {BASE}
+        assert {lr[name] for name in lr if layer_index(name) != -1} == {BASE}
     else:
         assert lr[word_embeddings] == BASE * 0.5**layers
-        by_layer = {optim.layer_index(name): lr[name] for name in lr if optim.layer_index(name) not in (None, -1)}
+        by_layer = {layer_index(name): lr[name] for name in lr if layer_index(name) not in (None, -1)}
         assert by_layer == {index: BASE * 0.5 ** (layers - 1 - index) for index in range(layers)}
     for name, parameter in model.named_parameters():
         assert (weight_decay[name] == 0.0) == (parameter.ndim < 2 or "LayerNorm" in name), name
@@ -91,7 +93,13 @@ TECHNIQUES = {
     "fgm": ["trainer.adversarial=fgm"],
     "pgd": ["trainer.adversarial=pgd", "trainer.adversarial_steps=2"],
     "rdrop_fgm_decay": ["trainer.rdrop_alpha=0.5", "trainer.adversarial=fgm", "trainer.layer_lr_decay=0.8"],
+    # The teacher: the starting checkpoint itself (its head random), enough for the mechanics of the loop.
+    "distill": ["distill=soft_targets", "distill.teacher={checkpoint}", "distill.student_layers=[1]"],
 }
+
+
+def settings_of(technique: str, checkpoint) -> list[str]:
+    return [setting.format(checkpoint=checkpoint) for setting in TECHNIQUES[technique]]
 
 
 def fine_tune(run_dir, cache_dir, checkpoint, *extra: str) -> None:
@@ -106,7 +114,7 @@ def fine_tune(run_dir, cache_dir, checkpoint, *extra: str) -> None:
 @pytest.mark.parametrize("technique", list(TECHNIQUES))
 def test_resuming_half_way_ends_with_the_same_weights(technique, tmp_path, cache_dir, tiny_checkpoint):
     # A constant rate after warmup: the schedule of 3 steps is the first half of the schedule of 6.
-    settings = TECHNIQUES[technique]
+    settings = settings_of(technique, tiny_checkpoint)
     fine_tune(tmp_path / "whole", cache_dir, tiny_checkpoint, *settings, "trainer.max_steps=6")
     fine_tune(tmp_path / "halves", cache_dir, tiny_checkpoint, *settings, "trainer.max_steps=3",
               "trainer.save_every=3")  # fmt: skip
@@ -125,7 +133,7 @@ def test_two_processes_follow_the_one_process_loss_curve(technique, tmp_path, ca
     shared = ["+experiment=glue_rte", f"model.name_or_path={tiny_checkpoint}", f"data.glue_dir={GLUE_FIXTURES}",
               "trainer.max_steps=4", "trainer.log_every=1", "trainer.eval_every_epoch=false",
               "trainer.progress_bar=false", "model.hidden_dropout_prob=0", "model.attention_probs_dropout_prob=0",
-              "trainer.learning_rate=1e-3", *TECHNIQUES[technique]]  # fmt: skip
+              "trainer.learning_rate=1e-3", *settings_of(technique, tiny_checkpoint)]  # fmt: skip
     succeeds(ONE, [*shared, "trainer.per_device_batch_size=8", f"output_dir={tmp_path / 'one'}"], cache_dir)
     succeeds(TWO, [*shared, "trainer.per_device_batch_size=4", f"output_dir={tmp_path / 'two'}"], cache_dir)
 
@@ -151,15 +159,39 @@ def symmetric_kl(first_log: torch.Tensor, second_log: torch.Tensor) -> torch.Ten
 def test_divergences_are_symmetric_kl_and_zero_between_equal_outputs():
     first, second = torch.randn(5, 7, 3), torch.randn(5, 7, 3)
     keep = torch.rand(5, 7) > 0.3
+    tags = Distributions(OutputKind.categorical, first, keep)
     expected = symmetric_kl(first.log_softmax(-1), second.log_softmax(-1))[keep].mean()
-    assert divergence.categorical(first, second, keep) == pytest.approx(expected.item(), rel=1e-5)
-    assert divergence.categorical(second, first, keep) == pytest.approx(expected.item(), rel=1e-5)
-    assert divergence.categorical(first, first) == 0
+    assert symmetric_divergence(tags, tags.like(second)) == pytest.approx(expected.item(), rel=1e-5)
+    assert symmetric_divergence(tags.like(second), tags) == pytest.approx(expected.item(), rel=1e-5)
+    assert symmetric_divergence(tags, tags) == 0
 
     # Each multi-label output a Bernoulli: the KL over its two outcomes.
+    labels = Distributions(OutputKind.bernoulli, first)
     as_pairs = [torch.stack([F.logsigmoid(-x), F.logsigmoid(x)], dim=-1) for x in (first, second)]
-    assert divergence.bernoulli(first, second) == pytest.approx(symmetric_kl(*as_pairs).mean().item(), rel=1e-5)
-    assert divergence.squared(first, second) == pytest.approx(F.mse_loss(first, second).item())
+    assert symmetric_divergence(labels, labels.like(second)) == pytest.approx(
+        symmetric_kl(*as_pairs).mean().item(), rel=1e-5
+    )
+    scores = Distributions(OutputKind.scalar, first[:, 0, :1])
+    assert symmetric_divergence(scores, scores.like(second[:, 0, :1])) == pytest.approx(
+        F.mse_loss(first[:, 0, :1], second[:, 0, :1]).item()
+    )
+
+
+def test_soft_target_loss_is_t_squared_kl_from_the_softened_teacher():
+    student, teacher = torch.randn(6, 4), torch.randn(6, 4) * 3
+    expected = 4.0 * F.kl_div((student / 2).log_softmax(-1), (teacher / 2).log_softmax(-1), log_target=True,
+                              reduction="batchmean")  # fmt: skip
+    classes = Distributions(OutputKind.categorical, student)
+    assert soft_target_loss(classes, teacher, 2.0) == pytest.approx(expected.item(), rel=1e-5)
+    assert soft_target_loss(classes, student, 2.0) == pytest.approx(0.0, abs=1e-6)
+    labels = Distributions(OutputKind.bernoulli, student)
+    as_pairs = [torch.stack([F.logsigmoid(-x / 2), F.logsigmoid(x / 2)], dim=-1) for x in (student, teacher)]
+    bernoulli_kl = F.kl_div(as_pairs[0], as_pairs[1], log_target=True, reduction="none").sum(-1).mean()
+    assert soft_target_loss(labels, teacher, 2.0) == pytest.approx(4.0 * bernoulli_kl.item(), rel=1e-5)
+    scores = Distributions(OutputKind.scalar, student[:, :1])
+    assert soft_target_loss(scores, teacher[:, :1], 2.0) == pytest.approx(
+        F.mse_loss(student[:, :1], teacher[:, :1]).item()
+    )
 
 
 def classifier_with_dropout(problem_type: str, num_labels: int) -> torch.nn.Module:
@@ -169,16 +201,15 @@ def classifier_with_dropout(problem_type: str, num_labels: int) -> torch.nn.Modu
     return transformers.AutoModelForSequenceClassification.from_config(config).train()
 
 
-class Divergences:
-    """The classification task's choice of divergence, without building its data."""
+class Outputs:
+    """The classification task's reading of its outputs, without building its data."""
 
     def __init__(self, problem_type: str) -> None:
-        self.problem_type = problem_type
+        multi_label = problem_type == "multi_label_classification"
+        self.kind = OutputKind.bernoulli if multi_label else OutputKind.categorical
 
-    def output_divergence(self, first, second, batch):
-        if self.problem_type == "multi_label_classification":
-            return divergence.bernoulli(first["logits"], second["logits"])
-        return divergence.categorical(first["logits"], second["logits"])
+    def output_distributions(self, output, batch):
+        return Distributions(self.kind, output["logits"])
 
 
 @pytest.mark.parametrize(
@@ -190,7 +221,7 @@ def test_rdrop_adds_alpha_times_the_divergence_of_two_dropout_draws_to_their_mea
     model = classifier_with_dropout(problem_type, 3)
     batch = {"input_ids": torch.randint(5, 100, (4, 9)), "attention_mask": torch.ones(4, 9, dtype=torch.long),
              "labels": labels}  # fmt: skip
-    step = LossStep(TrainerConfig(rdrop_alpha=0.7), Divergences(problem_type), Accelerator(cpu=True), model)
+    step = LossStep(TrainerConfig(rdrop_alpha=0.7), Outputs(problem_type), Accelerator(cpu=True), model)
     torch.manual_seed(3)
     loss = step.loss(model, batch).loss
     torch.manual_seed(3)  # the same dropout draws, the two passes by hand
@@ -221,6 +252,7 @@ def gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def expected_fgm_gradients(model, batch, epsilon: float) -> dict[str, torch.Tensor]:
     """FGM by hand through inputs_embeds: the clean gradient plus the gradient at the embeddings moved by epsilon
     along each example's normalised gradient."""
+
     def embeddings():
         return model.get_input_embeddings()(batch["input_ids"])
 
@@ -258,7 +290,7 @@ def test_fgm_adds_the_gradient_at_the_perturbed_embeddings_and_touches_no_weight
 
 def test_pgd_perturbations_stay_within_epsilon():
     delta = torch.randn(4, 6, 5) * torch.tensor([0.1, 1.0, 10.0, 100.0]).view(-1, 1, 1)
-    bounded = _within(delta, 2.0)
+    bounded = within(delta, 2.0)
     norms = bounded.flatten(1).norm(dim=1)
     assert torch.all(norms <= 2.0 + 1e-5)
     assert torch.equal(bounded[0], delta[0])  # already inside: unchanged
@@ -272,7 +304,7 @@ def test_each_technique_trains_each_task_kind_that_supports_it(technique, task, 
     train.run(compose_config([
         *task_overrides(task, tmp_path), f"model.name_or_path={tiny_checkpoint}", "trainer.max_steps=2",
         "trainer.per_device_batch_size=4", "trainer.log_every=1", "trainer.progress_bar=false",
-        f"output_dir={run_dir}", f"cache_dir={cache_dir}", *TECHNIQUES[technique],
+        f"output_dir={run_dir}", f"cache_dir={cache_dir}", *settings_of(technique, tiny_checkpoint),
     ]))  # fmt: skip
     losses = [json.loads(line).get("loss") for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert len([loss for loss in losses if loss is not None]) == 2

@@ -12,6 +12,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.divergence import Distributions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,10 +72,8 @@ class Evaluation(Protocol):
         """Per-example tensors of one evaluation batch and the model's output (leading dimension: examples)."""
         ...
 
-    def output_divergence(
-        self, first: Mapping[str, torch.Tensor], second: Mapping[str, torch.Tensor], batch: Batch
-    ) -> torch.Tensor:
-        """A symmetric divergence between two outputs of the model for one training batch (R-Drop)."""
+    def output_distributions(self, output: Mapping[str, torch.Tensor], batch: Batch) -> Distributions:
+        """The model's outputs for one training batch as distributions (R-Drop, distillation)."""
         ...
 
     def decode(self, split: str, gathered: Gathered) -> Any:

@@ -14,6 +14,7 @@ import torch
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.divergence import Distributions
 from bertkit.core.errors import DataError
 from bertkit.core.task import Head, TaskData
 from bertkit.settings import ModelConfig
@@ -132,7 +133,7 @@ class Task(ABC, Generic[ConfigT]):
     any_encoder: bool = True
     """The head fits any encoder the transformers Auto classes load; False: a BERT only (pretraining's heads)."""
     compares_outputs: bool = False
-    """`output_divergence` tells how far apart two outputs of the model for one batch are (R-Drop needs it)."""
+    """`output_distributions` reads the model's outputs as distributions (R-Drop and distillation need it)."""
 
     def __init__(self, cfg: ConfigT) -> None:
         self.cfg = cfg
@@ -204,10 +205,10 @@ class Task(ABC, Generic[ConfigT]):
             records=lambda decoded: self.prediction_records(PREDICTED, decoded),
         )
 
-    def output_divergence(self, first: Outputs, second: Outputs, batch: Batch) -> torch.Tensor:
-        """A symmetric divergence between two outputs of the model for `batch` (with different dropout), per
-        example or position: R-Drop's consistency term. Only tasks with `compares_outputs`."""
-        raise NotImplementedError(f"{type(self).__name__} has no divergence between outputs")
+    def output_distributions(self, output: Outputs, batch: Batch) -> Distributions:
+        """The model's outputs for `batch` as distributions: what R-Drop compares between two dropout draws and
+        distillation with a teacher's. Only tasks with `compares_outputs`."""
+        raise NotImplementedError(f"{type(self).__name__} has no outputs to read as distributions")
 
     @property
     @abstractmethod

@@ -31,8 +31,8 @@ import torch
 from scipy.special import softmax
 from transformers import AutoModelForMultipleChoice, PreTrainedTokenizerBase
 
-from bertkit.core import divergence
 from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.divergence import Distributions, OutputKind
 from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path, require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
@@ -167,8 +167,8 @@ class MultipleChoiceTask(Task[MultipleChoiceDataConfig]):
     def head(self, model: ModelConfig) -> Head:
         return Head(model_class=AutoModelForMultipleChoice)
 
-    def output_divergence(self, first: Outputs, second: Outputs, batch: Batch) -> torch.Tensor:
-        return divergence.categorical(first["logits"], second["logits"])
+    def output_distributions(self, output: Outputs, batch: Batch) -> Distributions:
+        return Distributions(OutputKind.categorical, output["logits"])
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         gathered = {"logits": output.logits.float()}

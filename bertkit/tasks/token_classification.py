@@ -24,8 +24,8 @@ from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB1, IOB2, IOBES
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
 
-from bertkit.core import divergence
 from bertkit.core.batch import IGNORE_INDEX, Batch, Gathered, Scores
+from bertkit.core.divergence import Distributions, OutputKind
 from bertkit.core.errors import DataError
 from bertkit.core.schema import input_path, require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
@@ -197,9 +197,9 @@ class TokenClassificationTask(Task[NerDataConfig]):
             },
         )
 
-    def output_divergence(self, first: Outputs, second: Outputs, batch: Batch) -> torch.Tensor:
-        """Between the tag distributions of the positions that carry a label (each word's first piece)."""
-        return divergence.categorical(first["logits"], second["logits"], keep=batch["labels"] != IGNORE_INDEX)
+    def output_distributions(self, output: Outputs, batch: Batch) -> Distributions:
+        """The tag distributions of the positions that carry a label (each word's first piece)."""
+        return Distributions(OutputKind.categorical, output["logits"], keep=batch["labels"] != IGNORE_INDEX)
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         return {"predictions": output.logits.argmax(dim=-1)}

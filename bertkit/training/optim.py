@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 
 import torch
 from transformers import get_scheduler
 
+from bertkit.core.layers import layer_index
 from bertkit.settings import TrainerConfig
 
 log = logging.getLogger(__name__)
-
-_NUMBERED_LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
-"""A parameter of an encoder's i-th layer, whatever the architecture calls its stack: BERT, RoBERTa, ELECTRA and
-DeBERTa `encoder.layer.i.`, DistilBERT `transformer.layer.i.`, ModernBERT `layers.i.`."""
-
-
-def layer_index(name: str) -> int | None:
-    """The encoder layer a parameter belongs to; -1 for the embeddings (DeBERTa's relative-position embeddings and
-    ALBERT's embedding projection included); None for the rest (pooler, head, final norms)."""
-    match = _NUMBERED_LAYER.search(name)
-    if match:
-        return int(match.group(1))
-    return -1 if "embedding" in name else None
 
 
 def decay_exponents(names: list[str], decay: float) -> dict[str, int]:

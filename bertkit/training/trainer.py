@@ -34,8 +34,9 @@ from bertkit.settings import MixedPrecision, NonFiniteLoss, TrainerConfig
 from bertkit.training import checkpoints, optim, tracking
 from bertkit.training.accelerator import weights_agree
 from bertkit.training.batching import LengthGroupedSampler, example_lengths
+from bertkit.training.distillation import Teacher
 from bertkit.training.evaluation import evaluate_splits, predict_splits
-from bertkit.training.regularisers import LossStep
+from bertkit.training.loss_step import LossStep
 from bertkit.training.selection import Selection
 from bertkit.training.state import LoopState
 from bertkit.training.stopping import (
@@ -82,9 +83,10 @@ class Trainer:
         run_dir: Path,
         seed: int,
         resume: bool = True,
+        teacher: Teacher | None = None,
     ) -> None:
         self.accelerator, self.cfg, self.data, self.task = accelerator, cfg, data, task
-        self.run_dir, self.seed = run_dir, seed
+        self.run_dir, self.seed, self.teacher = run_dir, seed, teacher
         self.checkpoints = run_dir / checkpoints.CHECKPOINTS
         self.keyed_train = KeyedDataset(data.train)
         self.state = LoopState()
@@ -143,7 +145,7 @@ class Trainer:
         optimizer = optim.build_optimizer(model, cfg, accelerator.device)
         prepared = accelerator.prepare(model, optimizer, train_loader, *loaders.values())
         self.model, self.optimizer, self.train_loader = prepared[:3]
-        self.loss_step = LossStep(cfg, self.task, accelerator, self.model)
+        self.loss_step = LossStep(cfg, self.task, accelerator, self.model, self.teacher)
         loaders = dict(zip(loaders, prepared[3:], strict=True))
         self.predict_loaders = {name: loaders.pop(name) for name in self.data.prediction}
         self.final_loaders = {name: loaders.pop(name) for name in self.data.final_evaluation}

@@ -21,8 +21,8 @@ import torch
 from scipy.special import softmax
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
-from bertkit.core import divergence
 from bertkit.core.batch import Batch, Gathered, Scores
+from bertkit.core.divergence import Distributions, OutputKind
 from bertkit.core.errors import DataError
 from bertkit.core.schema import require
 from bertkit.core.seeding import fingerprint, tokenizer_fingerprint
@@ -241,12 +241,11 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
             },
         )
 
-    def output_divergence(self, first: Outputs, second: Outputs, batch: Batch) -> torch.Tensor:
+    def output_distributions(self, output: Outputs, batch: Batch) -> Distributions:
         if self.labels.is_regression:
-            return divergence.squared(first["logits"], second["logits"])
-        if self.labels.multi_label:
-            return divergence.bernoulli(first["logits"], second["logits"])
-        return divergence.categorical(first["logits"], second["logits"])
+            return Distributions(OutputKind.scalar, output["logits"])
+        kind = OutputKind.bernoulli if self.labels.multi_label else OutputKind.categorical
+        return Distributions(kind, output["logits"])
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         gathered = {"logits": output.logits.float()}

@@ -1,0 +1,197 @@
+"""Knowledge distillation: the teacher (a model fine-tuned for the same task), what it must share with the student,
+and its outputs, cached over the training set before training or computed alongside each batch.
+
+The teacher runs in eval mode and is never updated, checkpointed or saved: the student's model/ is a plain
+Hugging Face folder of the student alone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from bertkit import fingerprints
+from bertkit.core.batch import EPOCH, EXAMPLE_INDEX, Batch
+from bertkit.core.errors import ModelError, missing_checkpoint_message
+from bertkit.core.seeding import fingerprint
+from bertkit.core.task import Head, TaskData
+from bertkit.settings import DistillConfig
+
+log = logging.getLogger(__name__)
+
+TEACHER_LOGITS = "teacher_logits"
+"""The batch key of the cached teacher logits of a training batch (taken out before the student sees it)."""
+_CACHE_VERSION = 1
+
+
+class Teacher:
+    """The teacher model, frozen in eval mode on the training device, and the distillation settings."""
+
+    def __init__(self, cfg: DistillConfig, model: PreTrainedModel, accelerator: Accelerator) -> None:
+        self.cfg, self.accelerator = cfg, accelerator
+        self.model = model.eval().requires_grad_(False).to(accelerator.device)
+
+    @torch.no_grad()
+    def outputs(self, batch: Batch, hidden_states: bool = False) -> Any:
+        """The teacher's outputs for a batch (the labels are not given to it)."""
+        inputs = {key: value for key, value in batch.items() if key not in ("labels", TEACHER_LOGITS)}
+        with self.accelerator.autocast():
+            return self.model(**inputs, output_hidden_states=hidden_states)
+
+    def hidden_pairs(self, student_layers: int) -> list[tuple[int, int]]:
+        """(student, teacher) indices into the models' hidden states: the embeddings, then each student layer
+        with the teacher layer it imitates."""
+        imitated = self.cfg.hidden_layers if self.cfg.hidden_layers is not None else self.cfg.student_layers
+        assert imitated is not None and len(imitated) == student_layers
+        return [(0, 0), *((index + 1, teacher + 1) for index, teacher in enumerate(imitated))]
+
+
+def check_readable(cfg: DistillConfig) -> None:
+    """Before any work: distill.teacher names a model that can be read."""
+    if cfg.teacher is None:
+        return
+    try:
+        AutoConfig.from_pretrained(cfg.teacher)
+    except (OSError, ValueError) as error:
+        raise ModelError(missing_checkpoint_message("distill.teacher", cfg.teacher, error)) from None
+
+
+def load_teacher(
+    cfg: DistillConfig,
+    head: Head,
+    student: PretrainedConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    accelerator: Accelerator,
+) -> Teacher | None:
+    """The teacher of distill.teacher, checked against the student (labels, tokenizer, hidden sizes); None
+    without one."""
+    if cfg.teacher is None:
+        return None
+    try:
+        model = head.model_class.from_pretrained(cfg.teacher, dtype=torch.float32)
+    except (OSError, ValueError) as error:
+        raise ModelError(missing_checkpoint_message("distill.teacher", cfg.teacher, error)) from None
+    _check_labels(cfg.teacher, model.config, head)
+    _check_tokenizer(cfg.teacher, tokenizer)
+    if cfg.hidden_weight > 0:
+        _check_hidden(cfg, model.config, student)
+    log.info("Distilling from %s (alpha %g, temperature %g)", cfg.teacher, cfg.alpha, cfg.temperature)
+    return Teacher(cfg, model, accelerator)
+
+
+def _check_labels(teacher: str, config: PretrainedConfig, head: Head) -> None:
+    """The teacher must predict the student's labels, in the same order."""
+    wanted = head.config.get("id2label")
+    if wanted is None:  # multiple choice: no label set
+        return
+    names = [str(wanted[index]) for index in sorted(wanted)]
+    theirs = [str(config.id2label[index]) for index in sorted(config.id2label)]
+    placeholders = all(name == f"LABEL_{index}" for index, name in enumerate(theirs))
+    if len(theirs) != len(names) or (not placeholders and theirs != names):
+        raise ModelError(
+            f"distill.teacher={teacher!r} predicts {theirs}, but this task's labels are {names}: the teacher must "
+            "be fine-tuned on the same labels, in the same order"
+        )
+
+
+def _check_tokenizer(teacher: str, tokenizer: PreTrainedTokenizerBase) -> None:
+    """The teacher reads the student's token ids, so it must have the student's vocabulary."""
+    try:
+        theirs = AutoTokenizer.from_pretrained(teacher)
+    except (OSError, ValueError) as error:
+        raise ModelError(missing_checkpoint_message("distill.teacher", teacher, error, "tokenizer")) from None
+    if theirs.get_vocab() != tokenizer.get_vocab():
+        raise ModelError(
+            f"distill.teacher={teacher!r} has another vocabulary than the student's tokenizer "
+            f"({len(theirs)} vs {len(tokenizer)} tokens): distillation feeds both the same token ids"
+        )
+
+
+def _check_hidden(cfg: DistillConfig, teacher: PretrainedConfig, student: PretrainedConfig) -> None:
+    imitated = cfg.hidden_layers if cfg.hidden_layers is not None else cfg.student_layers
+    assert imitated is not None
+    if teacher.hidden_size != student.hidden_size:
+        raise ModelError(
+            f"distill.hidden_weight: the teacher's hidden size is {teacher.hidden_size}, the student's "
+            f"{student.hidden_size}; hidden states can only be compared at the same size (set distill.hidden_weight=0)"
+        )
+    if len(imitated) != student.num_hidden_layers or max(imitated) >= teacher.num_hidden_layers:
+        raise ModelError(
+            f"distill.hidden_layers={list(imitated)} must name one of the teacher's {teacher.num_hidden_layers} "
+            f"layers for each of the student's {student.num_hidden_layers}"
+        )
+
+
+def hidden_state_loss(student: tuple, teacher: tuple, pairs: list[tuple[int, int]], mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between paired hidden states over the real (unpadded) positions, averaged over pairs."""
+    keep = mask.bool()
+    errors = [(student[s][keep].float() - teacher[t][keep].float()).pow(2).mean() for s, t in pairs]
+    return torch.stack(errors).mean()
+
+
+class WithTeacherLogits:
+    """A training collator that adds each example's cached teacher logits to its batch."""
+
+    def __init__(self, collate: Any, logits: torch.Tensor) -> None:
+        self.collate, self.logits = collate, logits
+
+    def __call__(self, examples: list[dict[str, Any]]) -> Batch:
+        indices = [example[EXAMPLE_INDEX] for example in examples]
+        batch = self.collate(examples)
+        batch[TEACHER_LOGITS] = self.logits[indices]
+        return batch
+
+
+def attach_cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batch_size: int) -> None:
+    """With distill.cache_teacher (and no hidden-state loss, for which the teacher runs anyway): every training
+    batch carries its examples' cached teacher logits."""
+    if teacher.cfg.cache_teacher and teacher.cfg.hidden_weight == 0:
+        data.collate_train = WithTeacherLogits(data.collate_train, cached_logits(teacher, data, cache_dir, batch_size))
+
+
+def cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batch_size: int) -> torch.Tensor:
+    """The teacher's logits for every training example, in order: read from the cache (keyed by the teacher's
+    files and the training set's contents), or computed by the main process and written there first."""
+    assert teacher.cfg.teacher is not None
+    key = fingerprint(_CACHE_VERSION, fingerprints.of_location(teacher.cfg.teacher), _contents(data))
+    path = cache_dir / "teacher_logits" / f"{key}.npy"
+    with teacher.accelerator.main_process_first():
+        if not path.is_file():
+            logits = _compute(teacher, data, batch_size)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(staging, logits)
+            os.replace(staging, path)  # whole or not at all
+            log.info("Cached the teacher's logits for %d training examples in %s", len(logits), path)
+    return torch.from_numpy(np.load(path))
+
+
+def _contents(data: TaskData) -> str:
+    digest = hashlib.sha256()
+    for rows in data.train.iter(batch_size=8192):
+        digest.update(json.dumps(rows, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _compute(teacher: Teacher, data: TaskData, batch_size: int) -> np.ndarray:
+    device, rows = teacher.accelerator.device, []
+    for start in range(0, len(data.train), batch_size):
+        stop = min(start + batch_size, len(data.train))
+        examples = [{**data.train[index], EXAMPLE_INDEX: index, EPOCH: 0} for index in range(start, stop)]
+        batch = {key: value.to(device) for key, value in data.collate_train(examples).items()}
+        rows.extend(teacher.outputs(batch).logits.float().cpu().unbind(0))
+    shapes = {tuple(row.shape) for row in rows}
+    if len(shapes) > 1:
+        raise ModelError(
+            "distill.cache_teacher: this task's logits differ in shape between examples (one per token); "
+            "set distill.cache_teacher=false to run the teacher alongside the student"
+        )
+    return torch.stack(rows).numpy()
