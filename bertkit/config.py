@@ -53,6 +53,7 @@ class RunConfig:
             require(kept is None or list(kept) == list(layers), "model.keep_layers",
                     f"{kept} differs from distill.student_layers={layers}; set one of them")  # fmt: skip
             self.model = replace(self.model, keep_layers=list(layers))
+        self._fill_augment_defaults()
         require(
             self.optimized_metric is None or "/" in self.optimized_metric,
             "optimized_metric",
@@ -66,6 +67,18 @@ class RunConfig:
                 f"{self.data.max_seq_length} is larger than model.max_position_embeddings="
                 f"{self.model.max_position_embeddings}",
             )
+
+    def _fill_augment_defaults(self) -> None:
+        """data.augment's masked LM and seed default to the model fine-tuned and the run's seed."""
+        settings = getattr(self.data, "augment", None)
+        if settings is None or settings.method == "none":
+            return
+        if settings.model is None:
+            require(self.model.name_or_path is not None, "data.augment.model",
+                    "no masked LM to predict words with: set it (model.name_or_path is not set either)")  # fmt: skip
+            settings.model = self.model.name_or_path
+        if settings.seed is None:
+            settings.seed = self.seed
 
 
 def register_configs() -> None:

@@ -31,7 +31,8 @@ from bertkit.readers.files import EncodingErrors, read_table_file, row_location,
 from bertkit.readers.glue_tsv import INDEX, LABEL, TEXT, TEXT_PAIR
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import PREDICTED, CardFacts, CheckpointLabels, Outputs, Prediction, Task, pipeline_usage
-from bertkit.tasks.classification import windows
+from bertkit.tasks.classification import augment, windows
+from bertkit.tasks.classification.augment import AugmentConfig, AugmentMethod
 from bertkit.tasks.classification.windows import LongInputs, WindowAggregation
 from bertkit.tasks.fine_tuning import (
     DynamicPadding,
@@ -66,6 +67,8 @@ class SentenceTaskConfig(FineTuningDataConfig):
     """Windows: a document's logits are the mean, or the maximum, of its windows' logits."""
     max_windows_per_document: int | None = None
     """Windows: train on at most this many windows of each document (its first ones); evaluation reads all."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmented copies of the training examples (data.augment.method=mlm: words replaced by a masked LM's)."""
 
     def __post_init__(self) -> None:
         require(self.max_seq_length >= 8, "data.max_seq_length", "must be >= 8")
@@ -156,6 +159,10 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
         if self.checkpoint_labels is not None:
             splits, self.labels = _as_checkpoint_labels(splits, self.labels, self.checkpoint_labels)
         rows = {"train": first_rows(splits.train, self.cfg.max_train_samples)}
+        augmented: dict[str, int] = {}
+        if self.cfg.augment.method != AugmentMethod.none:
+            texts = [name for name in (TEXT, TEXT_PAIR) if name in rows["train"].column_names]
+            rows["train"], augmented = augment.augmented(rows["train"], self.cfg.augment, texts, cache_dir)
         rows |= {name: first_rows(ds, self.cfg.max_eval_samples) for name, ds in splits.evaluation.items()}
         rows |= {name: first_rows(ds, self.cfg.max_eval_samples) for name, ds in splits.prediction.items()}
         self.rows = rows
@@ -166,6 +173,7 @@ class SequenceClassificationTask(Task[SentenceConfigT]):
                 stats[name]["skipped_malformed_rows"] = count
         for name, count in splits.repeated_rows.items():
             stats[name]["repeated_rows_left_out"] = count
+        stats["train"] |= augmented
         for name, numbers in stats.items():
             log.info("%s: %s", name, ", ".join(f"{k}={_short(v)}" for k, v in numbers.items()))
             warn_if_truncated(name, numbers.get("truncated_examples", 0), numbers.get("examples", 0), "examples",
