@@ -1,0 +1,131 @@
+"""The plain GLUE recipe against each regularising technique alone, on small GLUE tasks: dev scores (mean and
+spread over seeds) and training time.
+
+    python benchmarks/regularisers.py --tasks rte mrpc stsb cola --seeds 0 1 2
+    python benchmarks/regularisers.py --tasks sst2 --train-samples 500 --variants plain augment \
+        --augment-model /path/to/a/masked-lm --seeds 0 1 2
+    python benchmarks/regularisers.py --table-only
+
+Each run is `accelerate launch bertkit/train.py +experiment=glue_<task>` on all-MiniLM-L6-v2 with the task's
+standard recipe (lr 2e-5, batch 32, 3 epochs, MRPC 5), scored with the last weights (no per-epoch selection),
+plus one technique's settings (VARIANTS). Runs go one after the other on this machine; results accumulate in
+benchmarks/results/regularisers.json (a finished task/variant/seed is not run again), the table goes to
+benchmarks/results/regularisers.md. Augmentation needs a masked LM (all-MiniLM-L6-v2 has no masked-LM head):
+--augment-model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from accuracy import mean_and_spread  # beside this script
+from glue_accuracy import HEADLINE
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED = ROOT.parent / "shared"
+VARIANTS = {
+    "plain": [],
+    "fgm": ["trainer.adversarial=fgm", "trainer.adversarial_epsilon=1.0"],
+    "pgd": ["trainer.adversarial=pgd", "trainer.adversarial_epsilon=1.0", "trainer.adversarial_steps=3",
+            "trainer.adversarial_step_size=0.3"],
+    "rdrop": ["trainer.rdrop_alpha=1.0"],
+    "llrd": ["trainer.layer_lr_decay=0.8"],
+    "augment": ["data.augment.method=mlm", "data.augment.copies=2", "data.augment.fraction=0.15"],
+}  # fmt: skip
+
+
+def run(task: str, variant: str, seed: int, args) -> dict:
+    setting = f"n{args.train_samples}" if args.train_samples else "full"
+    run_dir = ROOT / "outputs" / "bench_regularisers" / f"{task}_{setting}" / variant / f"seed{seed}"
+    extra = [f"data.max_train_samples={args.train_samples}"] if args.train_samples else []
+    if variant == "augment":
+        extra.append(f"data.augment.model={args.augment_model}")
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(args.threads),
+        str(ROOT / "bertkit" / "train.py"), f"+experiment=glue_{task}", f"model.name_or_path={args.model}",
+        f"data.glue_dir={args.glue_dir}", f"seed={seed}", f"output_dir={run_dir}", "data.predict=false",
+        "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never",
+        *VARIANTS[variant], *extra,
+    ]  # fmt: skip
+    subprocess.run(command, check=True, cwd=ROOT)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "dev": {name: 100 * metrics["validation"][name] for name in HEADLINE[task]},
+        "train_seconds": metrics["throughput"]["train_seconds"],
+        "steps": metrics["throughput"]["steps"],
+        "train_examples": metrics["data"]["train"]["examples"],
+    }
+
+
+def table(records: list[dict], model: str) -> str:
+    header = "| task | training set | variant | seeds | score | vs plain | train s |"
+    lines = [f"# GLUE dev, the plain recipe vs each technique alone, {model} (last weights)", "", header,
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    groups: dict[tuple[str, str, str], dict[int, dict]] = {}
+    for record in records:
+        groups.setdefault((record["task"], record["setting"], record["variant"]), {})[record["seed"]] = record
+    for (task, setting, variant), by_seed in sorted(groups.items(), key=lambda item: _order(item[0])):
+        metric = HEADLINE[task][0]
+        scores = [r["dev"][metric] for r in by_seed.values()]
+        plain = groups.get((task, setting, "plain"), {})
+        shared = sorted(set(plain) & set(by_seed))
+        versus = (
+            f"{statistics.mean(by_seed[s]['dev'][metric] - plain[s]['dev'][metric] for s in shared):+.2f}"
+            if shared and variant != "plain"
+            else "-"
+        )
+        seconds = mean_and_spread([r["train_seconds"] for r in by_seed.values()])
+        lines.append(f"| {task} ({metric}) | {setting} | {variant} | {len(scores)} | "
+                     f"{mean_and_spread(scores)} | {versus} | {seconds} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _order(key: tuple[str, str, str]) -> tuple:
+    task, setting, variant = key
+    return task, setting, list(VARIANTS).index(variant)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=["rte", "mrpc", "stsb", "cola"], choices=sorted(HEADLINE))
+    parser.add_argument("--variants", nargs="+", default=["plain", "fgm", "pgd", "rdrop", "llrd"], choices=VARIANTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--train-samples", type=int, default=None, help="the first N training examples only")
+    parser.add_argument("--augment-model", type=Path, default=None, help="the masked LM of the augment variant")
+    parser.add_argument("--model", type=Path, default=SHARED / "models" / "all-MiniLM-L6-v2")
+    parser.add_argument("--glue-dir", type=Path, default=SHARED / "data" / "glue_data")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+    if "augment" in args.variants and args.augment_model is None and not args.table_only:
+        parser.error("the augment variant needs --augment-model (a masked LM; all-MiniLM-L6-v2 has no MLM head)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    store = RESULTS / "regularisers.json"
+    setting = f"n{args.train_samples}" if args.train_samples else "full"
+    for seed in [] if args.table_only else args.seeds:
+        for task in args.tasks:
+            for variant in args.variants:
+                records = json.loads(store.read_text()) if store.exists() else []
+                done = {(r["task"], r["setting"], r["variant"], r["seed"]) for r in records}
+                if (task, setting, variant, seed) in done:
+                    continue
+                result = run(task, variant, seed, args)
+                records = json.loads(store.read_text()) if store.exists() else []
+                records.append({"task": task, "setting": setting, "variant": variant, "seed": seed, **result})
+                store.write_text(json.dumps(records, indent=1) + "\n")
+                print(json.dumps(records[-1]), flush=True)
+    records = json.loads(store.read_text()) if store.exists() else []
+    (RESULTS / "regularisers.md").write_text(table(records, args.model.name))
+    print(table(records, args.model.name))
+
+
+if __name__ == "__main__":
+    main()
