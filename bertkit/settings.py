@@ -273,6 +273,14 @@ class DistillConfig:
         require(0 <= self.alpha <= 1, "distill.alpha", "must be in [0, 1]")
         require(self.temperature > 0, "distill.temperature", "must be > 0")
         require(self.hidden_weight >= 0, "distill.hidden_weight", "must be >= 0")
+        for key in ("student_layers", "hidden_layers"):
+            layers = getattr(self, key)
+            if layers is not None:
+                layers = list(layers)
+                require(bool(layers) and min(layers) >= 0, f"distill.{key}", f"{layers} must name layers 0, 1, ...")
+        if self.student_layers is not None:
+            layers = list(self.student_layers)
+            require(layers == sorted(set(layers)), "distill.student_layers", f"{layers} must be increasing, each once")
         if self.teacher is None:
             require(self.hidden_weight == 0, "distill.hidden_weight", "needs a teacher: set distill.teacher")
         if self.hidden_weight > 0:

@@ -107,3 +107,18 @@ def test_augment_settings_are_checked_and_default_to_the_model_and_seed(tiny_che
     assert run.data.augment.model == str(tiny_checkpoint) and run.data.augment.seed == 5
     with pytest.raises(ConfigError, match=r"data\.augment\.fraction"):
         config.load(compose_config(["+experiment=glue_rte", "data.augment.method=mlm", "data.augment.fraction=0"]))
+
+
+PIECES = [
+    ("bert", "the", "##or"),
+    ("roberta", "Ġthe", "or"),
+    ("xlm-roberta", "▁the", "or"),
+    ("deberta-v2", "▁w", "art"),
+]
+
+
+@pytest.mark.parametrize(("kind", "whole", "part"), PIECES)
+def test_only_pieces_that_begin_a_word_replace_words(kind, whole, part, tmp_path):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(build(kind, tmp_path / kind, ASSETS))
+    begins = augment.starts_word(tokenizer)
+    assert begins(whole) and not begins(part)

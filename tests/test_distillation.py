@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -16,10 +17,11 @@ from bertkit import train
 from bertkit.core.errors import ConfigError, ModelError
 from bertkit.core.task import Head, TaskSpec
 from bertkit.settings import ModelConfig
-from bertkit.training.distillation import TEACHER_LOGITS
+from bertkit.training.distillation import TEACHER_LOGITS, CachedLogits, WithTeacherLogits
 
 from .conftest import ASSETS, GLUE_FIXTURES, compose_config
 from .encoders import ENCODERS, build
+from .test_encoders import task_overrides
 
 HEAD = Head(model_class=transformers.AutoModelForSequenceClassification, config={"num_labels": 2})
 NO_DROPOUT = ["model.hidden_dropout_prob=0", "model.attention_probs_dropout_prob=0"]
@@ -109,7 +111,8 @@ def test_a_student_equal_to_its_teacher_has_no_soft_target_loss(teacher, tmp_pat
     for extra in ([], ["distill.cache_teacher=false"], ["distill.hidden_weight=1", "distill.hidden_layers=[0,1]"]):
         run_dir = tmp_path / f"student{len(extra)}"
         train.run(compose_config(distill(run_dir, cache_dir, teacher, "distill.alpha=0", *NO_DROPOUT, *extra)))
-        assert losses(run_dir) == pytest.approx([0.0] * 4, abs=1e-6), extra
+        first, *rest = losses(run_dir)  # later steps drift by float noise, which Adam's normalised steps amplify
+        assert first == pytest.approx(0.0, abs=1e-6) and max(rest) < 1e-4, extra
     for extra in ([], ["distill.hidden_weight=1", "distill.hidden_layers=[0,1]"]):
         run_dir = tmp_path / f"other{len(extra)}"
         settings = ["distill.alpha=0", f"model.name_or_path={tiny_checkpoint}", *NO_DROPOUT, *extra]
@@ -128,11 +131,11 @@ def test_cached_teacher_logits_train_as_the_teacher_alongside_does(teacher, tmp_
     train.run(compose_config(distill(plain, cache_dir, teacher, *settings, "distill.alpha=1")))
     assert losses(plain) != pytest.approx(losses(tmp_path / "cached"), rel=1e-3)
 
-    cached = sorted((cache_dir / "teacher_logits").glob("*.npy"))
+    cached = sorted((cache_dir / "teacher_logits").glob("*.npz"))
     assert cached and all(".tmp" not in path.name for path in cached)
     before = {path: path.stat().st_mtime_ns for path in cached}
     train.run(compose_config(distill(tmp_path / "again", cache_dir, teacher, *settings)))  # the cache is read
-    assert {path: path.stat().st_mtime_ns for path in sorted((cache_dir / "teacher_logits").glob("*.npy"))} == before
+    assert {path: path.stat().st_mtime_ns for path in sorted((cache_dir / "teacher_logits").glob("*.npz"))} == before
 
 
 def test_a_teacher_of_other_labels_or_another_vocabulary_is_refused(teacher, tmp_path, cache_dir, checkpoints):
@@ -161,10 +164,56 @@ def test_distillation_is_refused_where_outputs_are_not_distributions(tiny_run, t
         train.run(compose_config(tiny_run("distill=soft_targets", f"distill.teacher={tiny_checkpoint}")))
 
 
-def test_cached_logits_reach_the_batch_and_not_the_model():
-    from bertkit.training.distillation import WithTeacherLogits
-
-    logits = torch.arange(12.0).view(6, 2)
-    collate = WithTeacherLogits(lambda examples: {"input_ids": torch.tensor([[e["x"]] for e in examples])}, logits)
+def test_cached_logits_reach_the_batch_padded_to_its_length():
+    per_example = CachedLogits(np.arange(12.0).reshape(6, 2), np.arange(7), per_token=False)
+    collate = WithTeacherLogits(lambda examples: {"input_ids": torch.tensor([[e["x"]] for e in examples])}, per_example)
     batch = collate([{"x": 1, "example_index": 4}, {"x": 2, "example_index": 1}])
-    assert torch.equal(batch[TEACHER_LOGITS], logits[[4, 1]])
+    assert torch.equal(batch[TEACHER_LOGITS], torch.tensor([[8.0, 9.0], [2.0, 3.0]]))
+    # Per token: example 0 has 2 tokens, example 1 has 3; a batch 4 long gets zeros after each one's tokens.
+    per_token = CachedLogits(np.arange(10.0).reshape(5, 2), np.array([0, 2, 5]), per_token=True)
+    padded = per_token.batch([1, 0], length=4)
+    assert torch.equal(padded[0, :3], torch.tensor([[4.0, 5.0], [6.0, 7.0], [8.0, 9.0]]))
+    assert torch.equal(padded[1, :2], torch.tensor([[0.0, 1.0], [2.0, 3.0]]))
+    assert not padded[0, 3:].any() and not padded[1, 2:].any()
+
+
+def test_token_classification_distils_from_cached_per_token_logits(tmp_path, cache_dir, tiny_checkpoint):
+    """NER: the teacher's logits are cached per real token and padded to each batch; a student that is the
+    teacher has nothing to learn from them, and the cache trains as the teacher alongside does."""
+    ner = [*task_overrides("ner", tmp_path), "trainer.per_device_batch_size=4", "trainer.progress_bar=false",
+           "trainer.log_every=1", "trainer.eval_every_epoch=false", f"cache_dir={cache_dir}", *NO_DROPOUT]  # fmt: skip
+    teacher_run = tmp_path / "ner_teacher"
+    train.run(compose_config([*ner, f"model.name_or_path={tiny_checkpoint}", "trainer.max_steps=20",
+                              "trainer.learning_rate=1e-2", f"output_dir={teacher_run}"]))  # fmt: skip
+    teacher = teacher_run / "model"
+    student = [*ner, "distill=soft_targets", f"distill.teacher={teacher}", "trainer.max_steps=4"]
+    train.run(
+        compose_config(
+            [*student, f"model.name_or_path={teacher}", "distill.alpha=0", f"output_dir={tmp_path / 'same'}"]
+        )
+    )
+    first, *rest = losses(tmp_path / "same")
+    assert first == pytest.approx(0.0, abs=1e-6) and max(rest) < 1e-4
+    other = [*student, f"model.name_or_path={tiny_checkpoint}", "distill.alpha=0.5"]
+    train.run(compose_config([*other, f"output_dir={tmp_path / 'cached'}"]))
+    train.run(compose_config([*other, "distill.cache_teacher=false", f"output_dir={tmp_path / 'alongside'}"]))
+    assert losses(tmp_path / "cached") == pytest.approx(losses(tmp_path / "alongside"), rel=1e-4)
+    assert losses(tmp_path / "cached")[0] > 1e-3
+
+
+def test_a_teacher_reading_token_types_needs_a_student_that_has_them(teacher, tmp_path, cache_dir):
+    """A DistilBERT student of the teacher's vocabulary: it has no type embeddings, the BERT teacher reads them."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(teacher)
+    sizes = {"dim": 32, "n_layers": 1, "n_heads": 2, "hidden_dim": 64, "max_position_embeddings": 128}
+    config = transformers.AutoConfig.for_model("distilbert", vocab_size=len(tokenizer), **sizes)
+    student = tmp_path / "distilbert"
+    transformers.AutoModelForMaskedLM.from_config(config).save_pretrained(student)
+    tokenizer.save_pretrained(student)
+    with pytest.raises(ModelError, match=r"distill\.teacher=.* reads token type ids .* the student's inputs do not"):
+        train.run(compose_config(distill(tmp_path / "run", cache_dir, teacher, f"model.name_or_path={student}")))
+
+
+def test_alpha_one_trains_on_the_labels_without_the_teacher(teacher, tmp_path, cache_dir, caplog):
+    run_dir = tmp_path / "run"
+    train.run(compose_config(distill(run_dir, cache_dir, teacher, "distill.alpha=1", "distill.student_layers=[0]")))
+    assert "the teacher" in caplog.text and "is not used" in caplog.text

@@ -7,6 +7,7 @@ Hugging Face folder of the student alone."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -38,11 +39,13 @@ class Teacher:
     def __init__(self, cfg: DistillConfig, model: PreTrainedModel, accelerator: Accelerator) -> None:
         self.cfg, self.accelerator = cfg, accelerator
         self.model = model.eval().requires_grad_(False).to(accelerator.device)
+        self.accepted = set(inspect.signature(self.model.forward).parameters)
 
     @torch.no_grad()
     def outputs(self, batch: Batch, hidden_states: bool = False) -> Any:
-        """The teacher's outputs for a batch (the labels are not given to it)."""
-        inputs = {key: value for key, value in batch.items() if key not in ("labels", TEACHER_LOGITS)}
+        """The teacher's outputs for a batch: the inputs its architecture takes (a DistilBERT teacher no token
+        type ids), never the labels."""
+        inputs = {key: value for key, value in batch.items() if key in self.accepted and key != "labels"}
         with self.accelerator.autocast():
             return self.model(**inputs, output_hidden_states=hidden_states)
 
@@ -75,12 +78,16 @@ def load_teacher(
     without one."""
     if cfg.teacher is None:
         return None
+    if cfg.alpha == 1 and cfg.hidden_weight == 0:
+        log.warning("distill.alpha=1: the loss is the labels' alone, so the teacher %s is not used", cfg.teacher)
+        return None
     try:
         model = head.model_class.from_pretrained(cfg.teacher, dtype=torch.float32)
     except (OSError, ValueError) as error:
         raise ModelError(missing_checkpoint_message("distill.teacher", cfg.teacher, error)) from None
     _check_labels(cfg.teacher, model.config, head)
     _check_tokenizer(cfg.teacher, tokenizer)
+    _check_token_types(cfg.teacher, model.config, tokenizer)
     if cfg.hidden_weight > 0:
         _check_hidden(cfg, model.config, student)
     log.info("Distilling from %s (alpha %g, temperature %g)", cfg.teacher, cfg.alpha, cfg.temperature)
@@ -92,6 +99,12 @@ def _check_labels(teacher: str, config: PretrainedConfig, head: Head) -> None:
     wanted = head.config.get("id2label")
     if wanted is None:  # multiple choice: no label set
         return
+    problem, theirs_problem = head.config.get("problem_type"), getattr(config, "problem_type", None)
+    if problem and theirs_problem and problem != theirs_problem:
+        raise ModelError(
+            f"distill.teacher={teacher!r} was fine-tuned for {theirs_problem}, this task is {problem}: the teacher "
+            "must be fine-tuned for the same task"
+        )
     names = [str(wanted[index]) for index in sorted(wanted)]
     theirs = [str(config.id2label[index]) for index in sorted(config.id2label)]
     placeholders = all(name == f"LABEL_{index}" for index, name in enumerate(theirs))
@@ -99,6 +112,16 @@ def _check_labels(teacher: str, config: PretrainedConfig, head: Head) -> None:
         raise ModelError(
             f"distill.teacher={teacher!r} predicts {theirs}, but this task's labels are {names}: the teacher must "
             "be fine-tuned on the same labels, in the same order"
+        )
+
+
+def _check_token_types(teacher: str, config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> None:
+    """A teacher that tells the two texts of a pair apart by token type ids needs a student whose inputs have them."""
+    if (getattr(config, "type_vocab_size", 0) or 0) > 1 and "token_type_ids" not in tokenizer.model_input_names:
+        raise ModelError(
+            f"distill.teacher={teacher!r} reads token type ids (type_vocab_size={config.type_vocab_size}), which the "
+            "student's inputs do not have (its architecture has no type embeddings): choose a teacher and a student "
+            "that read the same inputs"
         )
 
 
@@ -131,22 +154,47 @@ def _check_hidden(cfg: DistillConfig, teacher: PretrainedConfig, student: Pretra
 
 
 def hidden_state_loss(student: tuple, teacher: tuple, pairs: list[tuple[int, int]], mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between paired hidden states over the real (unpadded) positions, averaged over pairs."""
-    keep = mask.bool()
-    errors = [(student[s][keep].float() - teacher[t][keep].float()).pow(2).mean() for s, t in pairs]
+    """Mean squared error between paired hidden states: per example over its real (unpadded) positions, then
+    averaged over examples and pairs, so that its scale depends on neither the batch nor the processes."""
+    keep = mask.float()
+    errors = []
+    for s, t in pairs:
+        per_position = (student[s].float() - teacher[t].float()).pow(2).mean(-1)
+        errors.append(((per_position * keep).sum(1) / keep.sum(1).clamp_min(1)).mean())
     return torch.stack(errors).mean()
+
+
+class CachedLogits:
+    """The teacher's logits of every training example, in order: one row each (classes, choices), or one per real
+    token (token classification), stored end to end with each example's offset."""
+
+    def __init__(self, values: np.ndarray, offsets: np.ndarray, per_token: bool) -> None:
+        self.values, self.offsets, self.per_token = torch.from_numpy(values), offsets, per_token
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def batch(self, indices: list[int], length: int) -> torch.Tensor:
+        """The logits of these examples; per token, padded with zeros to the batch's length."""
+        if not self.per_token:
+            return self.values[indices]
+        out = torch.zeros(len(indices), length, self.values.shape[-1])
+        for row, index in enumerate(indices):
+            tokens = self.values[self.offsets[index] : self.offsets[index + 1]]
+            out[row, : len(tokens)] = tokens
+        return out
 
 
 class WithTeacherLogits:
     """A training collator that adds each example's cached teacher logits to its batch."""
 
-    def __init__(self, collate: Any, logits: torch.Tensor) -> None:
+    def __init__(self, collate: Any, logits: CachedLogits) -> None:
         self.collate, self.logits = collate, logits
 
     def __call__(self, examples: list[dict[str, Any]]) -> Batch:
         indices = [example[EXAMPLE_INDEX] for example in examples]
         batch = self.collate(examples)
-        batch[TEACHER_LOGITS] = self.logits[indices]
+        batch[TEACHER_LOGITS] = self.logits.batch(indices, batch["input_ids"].shape[1])
         return batch
 
 
@@ -157,21 +205,28 @@ def attach_cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batc
         data.collate_train = WithTeacherLogits(data.collate_train, cached_logits(teacher, data, cache_dir, batch_size))
 
 
-def cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batch_size: int) -> torch.Tensor:
-    """The teacher's logits for every training example, in order: read from the cache (keyed by the teacher's
-    files and the training set's contents), or computed by the main process and written there first."""
+def cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batch_size: int) -> CachedLogits:
+    """The teacher's logits for every training example: read from the cache (keyed by the teacher's files and
+    revision, the precision it runs in and the training set's contents), or computed by the main process and
+    written there first."""
     assert teacher.cfg.teacher is not None
-    key = fingerprint(_CACHE_VERSION, fingerprints.of_location(teacher.cfg.teacher), _contents(data))
-    path = cache_dir / "teacher_logits" / f"{key}.npy"
+    revision = getattr(teacher.model.config, "_commit_hash", None)  # a Hub teacher's files are its revision
+    precision = str(teacher.accelerator.mixed_precision)
+    key = fingerprint(
+        _CACHE_VERSION, fingerprints.of_location(teacher.cfg.teacher), revision, precision, _contents(data)
+    )
+    path = cache_dir / "teacher_logits" / f"{key}.npz"
     with teacher.accelerator.main_process_first():
         if not path.is_file():
-            logits = _compute(teacher, data, batch_size)
+            values, offsets, per_token = _compute(teacher, data, batch_size)
             path.parent.mkdir(parents=True, exist_ok=True)
-            staging = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(staging, logits)
+            staging = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+            with open(staging, "wb") as handle:
+                np.savez(handle, values=values, offsets=offsets, per_token=per_token)
             os.replace(staging, path)  # whole or not at all
-            log.info("Cached the teacher's logits for %d training examples in %s", len(logits), path)
-    return torch.from_numpy(np.load(path))
+            log.info("Cached the teacher's logits for %d training examples in %s", len(offsets) - 1, path)
+    with np.load(path) as stored:
+        return CachedLogits(stored["values"], stored["offsets"], bool(stored["per_token"]))
 
 
 def _contents(data: TaskData) -> str:
@@ -181,17 +236,20 @@ def _contents(data: TaskData) -> str:
     return digest.hexdigest()
 
 
-def _compute(teacher: Teacher, data: TaskData, batch_size: int) -> np.ndarray:
-    device, rows = teacher.accelerator.device, []
+def _compute(teacher: Teacher, data: TaskData, batch_size: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Every training example's logits end to end, their offsets, and whether there is one row per token."""
+    device, per_token = teacher.accelerator.device, False
+    rows: list[torch.Tensor] = []
     for start in range(0, len(data.train), batch_size):
         stop = min(start + batch_size, len(data.train))
         examples = [{**data.train[index], EXAMPLE_INDEX: index, EPOCH: 0} for index in range(start, stop)]
         batch = {key: value.to(device) for key, value in data.collate_train(examples).items()}
-        rows.extend(teacher.outputs(batch).logits.float().cpu().unbind(0))
-    shapes = {tuple(row.shape) for row in rows}
-    if len(shapes) > 1:
-        raise ModelError(
-            "distill.cache_teacher: this task's logits differ in shape between examples (one per token); "
-            "set distill.cache_teacher=false to run the teacher alongside the student"
-        )
-    return torch.stack(rows).numpy()
+        logits = teacher.outputs(batch).logits.float().cpu()
+        per_token = logits.dim() == 3
+        if per_token:  # batches are padded on the right: each example's real tokens come first
+            lengths = batch["attention_mask"].sum(1).tolist()
+            rows.extend(logits[row, :length] for row, length in enumerate(lengths))
+        else:
+            rows.extend(logits.unsqueeze(1).unbind(0))
+    offsets = np.cumsum([0, *(len(row) for row in rows)])
+    return torch.cat(rows).numpy(), offsets, per_token

@@ -107,6 +107,9 @@ class LossStep:
                 perturbation.delta = delta
                 with self._autocast():
                     loss = self.loss(self.unwrapped, batch, teacher_logits).loss
+                scaler = self.accelerator.scaler  # fp16: scaled like the backward pass, or small gradients vanish
+                if scaler is not None:
+                    loss = loss * scaler.get_scale()
                 (gradient,) = torch.autograd.grad(loss, perturbation.output)
                 delta = within(delta + cfg.adversarial_step_size * unit(gradient), cfg.adversarial_epsilon)
         perturbation.delta = delta

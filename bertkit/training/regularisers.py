@@ -31,6 +31,11 @@ def check(
             f"trainer.rdrop_alpha={cfg.rdrop_alpha}: R-Drop needs outputs that are distributions over labels, tags "
             f"or choices, which {task_name} does not have; set trainer.rdrop_alpha=0"
         )
+    if cfg.adversarial == Adversarial.pgd and accelerator.distributed_type == DistributedType.FSDP:
+        raise ConfigError(
+            "trainer.adversarial=pgd: its inner steps run the model outside FSDP's wrapper, which holds only a "
+            "shard of each weight; launch with DDP, or use trainer.adversarial=fgm"
+        )
     if cfg.adversarial != Adversarial.none and accelerator.distributed_type == DistributedType.DEEPSPEED:
         raise ConfigError(
             f"trainer.adversarial={cfg.adversarial}: DeepSpeed steps its optimizer at every backward pass, and "

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from bertkit import fingerprints
 from bertkit.core.errors import ModelError, missing_checkpoint_message
@@ -67,15 +68,18 @@ def augmented(
     the counts (copies made, words replaced, words in the copied texts)."""
     assert cfg.model is not None and cfg.seed is not None, "config.load fills them in"
     settings = {key: value for key, value in asdict(cfg).items() if key != "batch_size"}
-    key = fingerprint(_FORMAT_VERSION, settings, fingerprints.of_location(cfg.model), rows._fingerprint, columns)
+    model = (fingerprints.of_location(cfg.model), _revision(cfg.model))
+    key = fingerprint(_FORMAT_VERSION, settings, model, rows._fingerprint, columns)
     folder = cache_dir / "augmented" / key
     if not folder.is_dir():
         copies, numbers = _copies(rows, cfg, columns)
         staging = folder.with_name(f"{key}.{os.getpid()}.tmp")
         copies.save_to_disk(str(staging))
         (staging / COUNTS).write_text(json.dumps(numbers))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)  # whole or not at all
+        try:
+            os.replace(staging, folder)  # whole or not at all
+        except OSError:  # another run published the same copies first: theirs are kept
+            shutil.rmtree(staging, ignore_errors=True)
     else:
         log.info("Augmented copies of the training set read from %s", folder)
     copies = datasets.load_from_disk(str(folder))
@@ -108,6 +112,16 @@ def _copies(rows: datasets.Dataset, cfg: AugmentConfig, columns: list[str]) -> t
     numbers = {"augmented_examples": len(rows) * cfg.copies, "augmented_words_replaced": replaced,
                "augmented_words": words}  # fmt: skip
     return datasets.Dataset.from_dict(made, features=rows.features), numbers
+
+
+def _revision(model: str) -> str | None:
+    """A Hub model's revision (its files may change under the same name); None for a local folder."""
+    if Path(model).expanduser().exists():
+        return None
+    try:
+        return getattr(AutoConfig.from_pretrained(model), "_commit_hash", None)
+    except (OSError, ValueError) as error:
+        raise ModelError(missing_checkpoint_message("data.augment.model", model, error)) from None
 
 
 def _generator(seed: int | None, example: int, copy: int) -> np.random.Generator:
@@ -176,16 +190,27 @@ def _choose(words: list[str], generator: np.random.Generator, fraction: float) -
     return {int(i) for i in generator.choice(candidates, size=count, replace=False)}
 
 
+def starts_word(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], bool]:
+    """Whether a vocabulary piece begins a word: WordPiece marks the pieces that continue one (##), byte-level BPE
+    (Ġ) and SentencePiece (▁) those that begin one."""
+    pieces = tokenizer.tokenize("words apart")
+    marker = next((mark for mark in ("Ġ", "▁") if any(piece.startswith(mark) for piece in pieces)), None)
+    if marker is None:
+        return lambda piece: not piece.startswith("##")
+    return lambda piece: piece.startswith(marker)
+
+
 def _draw(
     logits: torch.Tensor, original: str, tokenizer: PreTrainedTokenizerBase, top_k: int, generator: np.random.Generator
 ) -> str | None:
     """One of the k most likely whole words at a masked place, other than the original, drawn by probability."""
     options, weights = [], []
     probabilities = logits.float().softmax(-1)
+    whole = starts_word(tokenizer)
     for token_id in probabilities.topk(min(4 * top_k, len(probabilities))).indices.tolist():
-        word = tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(token_id)]).strip()
         piece = tokenizer.convert_ids_to_tokens(token_id)
-        if token_id in tokenizer.all_special_ids or piece.startswith("##") or not _WORD.match(word):
+        word = tokenizer.convert_tokens_to_string([piece]).strip()
+        if token_id in tokenizer.all_special_ids or not whole(piece) or not _WORD.match(word):
             continue
         if word.lower() == original.lower() or word in options:
             continue
