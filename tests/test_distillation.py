@@ -4,8 +4,6 @@ teaching the wrong thing."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -19,7 +17,7 @@ from bertkit.core.task import Head, TaskSpec
 from bertkit.settings import ModelConfig
 from bertkit.training.distillation import TEACHER_LOGITS, CachedLogits, WithTeacherLogits
 
-from .conftest import ASSETS, GLUE_FIXTURES, compose_config
+from .conftest import ASSETS, GLUE_FIXTURES, compose_config, logged_losses
 from .encoders import ENCODERS, build
 from .test_encoders import task_overrides
 
@@ -87,11 +85,6 @@ def distill(run_dir, cache_dir, teacher, *extra: str) -> list[str]:
                "trainer.max_steps=4", *extra)  # fmt: skip
 
 
-def losses(run_dir) -> list[float]:
-    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    return [record["loss"] for record in records if "loss" in record]
-
-
 def test_the_distilled_student_is_a_plain_smaller_model(teacher, tmp_path, cache_dir):
     run_dir = tmp_path / "student"
     train.run(compose_config(distill(run_dir, cache_dir, teacher, "distill.student_layers=[1]")))
@@ -111,13 +104,13 @@ def test_a_student_equal_to_its_teacher_has_no_soft_target_loss(teacher, tmp_pat
     for extra in ([], ["distill.cache_teacher=false"], ["distill.hidden_weight=1", "distill.hidden_layers=[0,1]"]):
         run_dir = tmp_path / f"student{len(extra)}"
         train.run(compose_config(distill(run_dir, cache_dir, teacher, "distill.alpha=0", *NO_DROPOUT, *extra)))
-        first, *rest = losses(run_dir)  # later steps drift by float noise, which Adam's normalised steps amplify
+        first, *rest = logged_losses(run_dir)  # later steps drift by float noise, which Adam's normalised steps amplify
         assert first == pytest.approx(0.0, abs=1e-6) and max(rest) < 1e-4, extra
     for extra in ([], ["distill.hidden_weight=1", "distill.hidden_layers=[0,1]"]):
         run_dir = tmp_path / f"other{len(extra)}"
         settings = ["distill.alpha=0", f"model.name_or_path={tiny_checkpoint}", *NO_DROPOUT, *extra]
         train.run(compose_config(distill(run_dir, cache_dir, teacher, *settings)))
-        assert losses(run_dir)[0] > 1e-3, extra
+        assert logged_losses(run_dir)[0] > 1e-3, extra
 
 
 def test_cached_teacher_logits_train_as_the_teacher_alongside_does(teacher, tmp_path, cache_dir):
@@ -126,10 +119,10 @@ def test_cached_teacher_logits_train_as_the_teacher_alongside_does(teacher, tmp_
     train.run(
         compose_config(distill(tmp_path / "alongside", cache_dir, teacher, *settings, "distill.cache_teacher=false"))
     )
-    assert losses(tmp_path / "cached") == pytest.approx(losses(tmp_path / "alongside"), rel=1e-4)
+    assert logged_losses(tmp_path / "cached") == pytest.approx(logged_losses(tmp_path / "alongside"), rel=1e-4)
     plain = tmp_path / "plain"  # the same student on the labels alone learns otherwise
     train.run(compose_config(distill(plain, cache_dir, teacher, *settings, "distill.alpha=1")))
-    assert losses(plain) != pytest.approx(losses(tmp_path / "cached"), rel=1e-3)
+    assert logged_losses(plain) != pytest.approx(logged_losses(tmp_path / "cached"), rel=1e-3)
 
     cached = sorted((cache_dir / "teacher_logits").glob("*.npz"))
     assert cached and all(".tmp" not in path.name for path in cached)
@@ -192,13 +185,13 @@ def test_token_classification_distils_from_cached_per_token_logits(tmp_path, cac
             [*student, f"model.name_or_path={teacher}", "distill.alpha=0", f"output_dir={tmp_path / 'same'}"]
         )
     )
-    first, *rest = losses(tmp_path / "same")
+    first, *rest = logged_losses(tmp_path / "same")
     assert first == pytest.approx(0.0, abs=1e-6) and max(rest) < 1e-4
     other = [*student, f"model.name_or_path={tiny_checkpoint}", "distill.alpha=0.5"]
     train.run(compose_config([*other, f"output_dir={tmp_path / 'cached'}"]))
     train.run(compose_config([*other, "distill.cache_teacher=false", f"output_dir={tmp_path / 'alongside'}"]))
-    assert losses(tmp_path / "cached") == pytest.approx(losses(tmp_path / "alongside"), rel=1e-4)
-    assert losses(tmp_path / "cached")[0] > 1e-3
+    assert logged_losses(tmp_path / "cached") == pytest.approx(logged_losses(tmp_path / "alongside"), rel=1e-4)
+    assert logged_losses(tmp_path / "cached")[0] > 1e-3
 
 
 def test_a_teacher_reading_token_types_needs_a_student_that_has_them(teacher, tmp_path, cache_dir):

@@ -11,7 +11,7 @@ import pytest
 
 from bertkit import train
 
-from .conftest import ASSETS, GLUE_FIXTURES, ROOT, TINY_OVERRIDES, compose_config
+from .conftest import ASSETS, GLUE_FIXTURES, ROOT, TINY_OVERRIDES, compose_config, logged_losses
 
 pytestmark = pytest.mark.slow
 
@@ -111,11 +111,7 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path, cache_dir):
     succeeds(ONE, [*shared, "trainer.per_device_batch_size=8", f"output_dir={tmp_path / 'one'}"], cache_dir)
     succeeds(TWO, [*shared, "trainer.per_device_batch_size=4", f"output_dir={tmp_path / 'two'}"], cache_dir)
 
-    def losses(run_dir):
-        records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-        return [r["loss"] for r in records if "loss" in r]
-
-    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    one, two = logged_losses(tmp_path / "one"), logged_losses(tmp_path / "two")
     assert len(one) == len(two) == 8
     worst = max(abs(a - b) / a for a, b in zip(one, two, strict=True))
     assert worst < 0.02, f"largest relative difference {worst:.4f}: {one} vs {two}"

@@ -21,7 +21,7 @@ from bertkit.training import optim
 from bertkit.training.loss_step import LossStep
 from bertkit.training.regularisers import within
 
-from .conftest import GLUE_FIXTURES, compose_config
+from .conftest import GLUE_FIXTURES, compose_config, logged_losses
 from .encoders import ENCODERS
 from .test_distributed import ONE, TWO, succeeds
 from .test_encoders import task_overrides
@@ -137,11 +137,7 @@ def test_two_processes_follow_the_one_process_loss_curve(technique, tmp_path, ca
     succeeds(ONE, [*shared, "trainer.per_device_batch_size=8", f"output_dir={tmp_path / 'one'}"], cache_dir)
     succeeds(TWO, [*shared, "trainer.per_device_batch_size=4", f"output_dir={tmp_path / 'two'}"], cache_dir)
 
-    def losses(run_dir):
-        records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-        return [r["loss"] for r in records if "loss" in r]
-
-    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    one, two = logged_losses(tmp_path / "one"), logged_losses(tmp_path / "two")
     assert len(one) == len(two) == 4
     assert one == pytest.approx(two, rel=0.02)
 
