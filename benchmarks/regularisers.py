@@ -8,24 +8,23 @@ spread over seeds) and training time.
 
 Each run is `accelerate launch bertkit/train.py +experiment=glue_<task>` on all-MiniLM-L6-v2 with the task's
 standard recipe (lr 2e-5, batch 32, 3 epochs, MRPC 5), scored with the last weights (no per-epoch selection),
-plus one technique's settings (VARIANTS). Runs go one after the other on this machine; results accumulate in
-benchmarks/results/regularisers.json (a finished task/variant/seed is not run again), the table goes to
-benchmarks/results/regularisers.md. Augmentation needs a masked LM (all-MiniLM-L6-v2 has no masked-LM head):
---augment-model.
+plus one technique's settings (VARIANTS), in bf16 autocast by default (--precision; 1.6x fp32's speed on this
+CPU, the same for every variant). --workers runs go side by side, each on --threads CPU threads, task by task,
+seed by seed. Results accumulate in benchmarks/results/regularisers.json (a finished task/variant/seed is not
+run again; records name their precision), the table goes to benchmarks/results/regularisers.md. Augmentation
+needs a masked LM (all-MiniLM-L6-v2 has no masked-LM head): --augment-model.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 from accuracy import mean_and_spread  # beside this script
 from glue_accuracy import HEADLINE
+from runs import Records, run_side_by_side, train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -43,39 +42,37 @@ VARIANTS = {
 
 def run(task: str, variant: str, seed: int, args) -> dict:
     setting = f"n{args.train_samples}" if args.train_samples else "full"
-    run_dir = ROOT / "outputs" / "bench_regularisers" / f"{task}_{setting}" / variant / f"seed{seed}"
+    run_dir = ROOT / "outputs" / "bench_regularisers" / args.precision / f"{task}_{setting}" / variant / f"seed{seed}"
     extra = [f"data.max_train_samples={args.train_samples}"] if args.train_samples else []
     if variant == "augment":
         extra.append(f"data.augment.model={args.augment_model}")
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(args.threads),
-        str(ROOT / "bertkit" / "train.py"), f"+experiment=glue_{task}", f"model.name_or_path={args.model}",
-        f"data.glue_dir={args.glue_dir}", f"seed={seed}", f"output_dir={run_dir}", "data.predict=false",
+    overrides = [
+        f"+experiment=glue_{task}", f"model.name_or_path={args.model}", f"data.glue_dir={args.glue_dir}",
+        f"seed={seed}", f"trainer.mixed_precision={args.precision}", "data.predict=false",
         "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never",
         *VARIANTS[variant], *extra,
     ]  # fmt: skip
-    subprocess.run(command, check=True, cwd=ROOT)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = train(args.threads, overrides, run_dir)
     return {
+        "task": task, "setting": setting, "variant": variant, "seed": seed, "precision": args.precision,
         "dev": {name: 100 * metrics["validation"][name] for name in HEADLINE[task]},
-        "train_seconds": metrics["throughput"]["train_seconds"],
-        "steps": metrics["throughput"]["steps"],
-        "train_examples": metrics["data"]["train"]["examples"],
-    }
+        "train_seconds": metrics["throughput"]["train_seconds"], "threads": args.threads,
+        "steps": metrics["throughput"]["steps"], "train_examples": metrics["data"]["train"]["examples"],
+    }  # fmt: skip
 
 
 def table(records: list[dict], model: str) -> str:
-    header = "| task | training set | variant | seeds | score | vs plain | train s |"
+    header = "| task | training set | precision | variant | seeds | score | vs plain | train s |"
     lines = [f"# GLUE dev, the plain recipe vs each technique alone, {model} (last weights)", "", header,
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    groups: dict[tuple[str, str, str], dict[int, dict]] = {}
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    groups: dict[tuple[str, str, str, str], dict[int, dict]] = {}
     for record in records:
-        groups.setdefault((record["task"], record["setting"], record["variant"]), {})[record["seed"]] = record
-    for (task, setting, variant), by_seed in sorted(groups.items(), key=lambda item: _order(item[0])):
+        key = (record["task"], record["setting"], record["precision"], record["variant"])
+        groups.setdefault(key, {})[record["seed"]] = record
+    for (task, setting, precision, variant), by_seed in sorted(groups.items(), key=lambda item: _order(item[0])):
         metric = HEADLINE[task][0]
         scores = [r["dev"][metric] for r in by_seed.values()]
-        plain = groups.get((task, setting, "plain"), {})
+        plain = groups.get((task, setting, precision, "plain"), {})
         shared = sorted(set(plain) & set(by_seed))
         versus = (
             f"{statistics.mean(by_seed[s]['dev'][metric] - plain[s]['dev'][metric] for s in shared):+.2f}"
@@ -83,14 +80,14 @@ def table(records: list[dict], model: str) -> str:
             else "-"
         )
         seconds = mean_and_spread([r["train_seconds"] for r in by_seed.values()])
-        lines.append(f"| {task} ({metric}) | {setting} | {variant} | {len(scores)} | "
+        lines.append(f"| {task} ({metric}) | {setting} | {precision} | {variant} | {len(scores)} | "
                      f"{mean_and_spread(scores)} | {versus} | {seconds} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def _order(key: tuple[str, str, str]) -> tuple:
-    task, setting, variant = key
-    return task, setting, list(VARIANTS).index(variant)
+def _order(key: tuple[str, str, str, str]) -> tuple:
+    task, setting, precision, variant = key
+    return task, setting, precision, list(VARIANTS).index(variant)
 
 
 def main() -> None:
@@ -102,29 +99,31 @@ def main() -> None:
     parser.add_argument("--augment-model", type=Path, default=None, help="the masked LM of the augment variant")
     parser.add_argument("--model", type=Path, default=SHARED / "models" / "all-MiniLM-L6-v2")
     parser.add_argument("--glue-dir", type=Path, default=SHARED / "data" / "glue_data")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--precision", choices=["bf16", "no"], default="bf16", help="trainer.mixed_precision")
+    parser.add_argument("--workers", type=int, default=2, help="runs going on at once")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: cores / workers)")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
+    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     if "augment" in args.variants and args.augment_model is None and not args.table_only:
         parser.error("the augment variant needs --augment-model (a masked LM; all-MiniLM-L6-v2 has no MLM head)")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    store = RESULTS / "regularisers.json"
+    store = Records(RESULTS / "regularisers.json")
     setting = f"n{args.train_samples}" if args.train_samples else "full"
-    for seed in [] if args.table_only else args.seeds:
-        for task in args.tasks:
-            for variant in args.variants:
-                records = json.loads(store.read_text()) if store.exists() else []
-                done = {(r["task"], r["setting"], r["variant"], r["seed"]) for r in records}
-                if (task, setting, variant, seed) in done:
-                    continue
-                result = run(task, variant, seed, args)
-                records = json.loads(store.read_text()) if store.exists() else []
-                records.append({"task": task, "setting": setting, "variant": variant, "seed": seed, **result})
-                store.write_text(json.dumps(records, indent=1) + "\n")
-                print(json.dumps(records[-1]), flush=True)
-    records = json.loads(store.read_text()) if store.exists() else []
-    (RESULTS / "regularisers.md").write_text(table(records, args.model.name))
-    print(table(records, args.model.name))
+    done = {(r["task"], r["setting"], r["variant"], r["seed"], r["precision"]) for r in store.read()}
+    plan = [
+        (task, variant, seed) for task in args.tasks for seed in args.seeds for variant in args.variants
+        if (task, setting, variant, seed, args.precision) not in done
+    ]  # fmt: skip
+
+    def run_and_record(job: tuple[str, str, int]) -> None:
+        store.add(run(*job, args))
+        print(f"finished {job}", flush=True)
+
+    run_side_by_side([] if args.table_only else plan, run_and_record, args.workers)
+    text = table(store.read(), args.model.name)
+    (RESULTS / "regularisers.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
