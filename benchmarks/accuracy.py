@@ -27,6 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from runs import Records, train  # beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
@@ -66,15 +68,10 @@ TASKS = {
 def run_bertkit(task: str, seed: int, args) -> dict:
     overrides, split, *_, metrics = TASKS[task][:5]
     run_dir = ROOT / "outputs" / f"bench_{task}" / f"seed{seed}"
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(args.threads),
-        str(ROOT / "bertkit" / "train.py"), *overrides, f"model.name_or_path={args.model}", f"seed={seed}",
-        f"output_dir={run_dir}", "trainer.eval_every_epoch=false", "trainer.progress_bar=false",
-        "trainer.resume=never", *args.overrides,
-    ]  # fmt: skip
-    subprocess.run(command, check=True, cwd=ROOT)
-    scores = json.loads((run_dir / "metrics.json").read_text())
+    scores = train(args.threads, [
+        *overrides, f"model.name_or_path={args.model}", f"seed={seed}", "trainer.eval_every_epoch=false",
+        "trainer.progress_bar=false", "trainer.resume=never", *args.overrides,
+    ], run_dir)  # fmt: skip
     return {
         "scores": {name: POINTS[task] * scores[split][name] for name in metrics},
         "train_seconds": scores["throughput"]["train_seconds"],
@@ -137,19 +134,16 @@ def main() -> None:
     args = parser.parse_args()
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    store = RESULTS / f"{args.task}_accuracy.json"
-    records = json.loads(store.read_text()) if store.exists() else []
+    store = Records(RESULTS / f"{args.task}_accuracy.json")  # the two systems may run side by side
     if not args.table_only:
         for seed in args.seeds:
             for system in args.systems:
-                if any(r["seed"] == seed and r["system"] == system for r in records):
+                if any(r["seed"] == seed and r["system"] == system for r in store.read()):
                     continue
                 result = (run_bertkit if system == "bertkit" else run_baseline)(args.task, seed, args)
-                # read again: the two systems may run side by side, each adding its own records
-                records = json.loads(store.read_text()) if store.exists() else []
-                records.append({"seed": seed, "system": system, **result})
-                store.write_text(json.dumps(records, indent=1) + "\n")
-                print(json.dumps(records[-1]), flush=True)
+                store.add({"seed": seed, "system": system, **result})
+                print(json.dumps(result), flush=True)
+    records = store.read()
     (RESULTS / f"{args.task}_accuracy.md").write_text(table(args.task, records, args.model.name))
     print(table(args.task, records, args.model.name))
 

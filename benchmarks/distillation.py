@@ -20,13 +20,12 @@ import argparse
 import csv
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+import runs  # beside this script
 import torch
-from accuracy import mean_and_spread  # beside this script
+from accuracy import mean_and_spread
 from glue_accuracy import HEADLINE
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -39,15 +38,10 @@ STUDENT_LAYERS = "[0,2,4]"
 
 
 def train(run_dir: Path, overrides: list[str], seed: int, args) -> dict:
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(args.threads),
-        str(ROOT / "bertkit" / "train.py"), *overrides, f"data.glue_dir={args.glue_dir}", f"seed={seed}",
-        f"output_dir={run_dir}", "data.predict=false", "trainer.eval_every_epoch=false", "trainer.progress_bar=false",
-        "trainer.resume=never",
-    ]  # fmt: skip
-    subprocess.run(command, check=True, cwd=ROOT)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = runs.train(args.threads, [
+        *overrides, f"data.glue_dir={args.glue_dir}", f"seed={seed}", "data.predict=false",
+        "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never",
+    ], run_dir)  # fmt: skip
     return {"train_seconds": metrics["throughput"]["train_seconds"], "validation": metrics["validation"]}
 
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from accuracy import mean_and_spread  # beside this script
+from runs import train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -39,16 +40,12 @@ HEADLINE = {
 
 def run_bertkit(task: str, seed: int, args) -> dict:
     run_dir = ROOT / "outputs" / "bench_glue" / task / f"seed{seed}"
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(args.threads),
-        str(ROOT / "bertkit" / "train.py"), f"+experiment=glue_{task}", f"model.name_or_path={args.model}",
-        f"data.glue_dir={args.glue_dir}", f"seed={seed}", f"output_dir={run_dir}",
+    metrics = train(args.threads, [
+        f"+experiment=glue_{task}", f"model.name_or_path={args.model}", f"data.glue_dir={args.glue_dir}",
+        f"seed={seed}",
         # Like the baseline: no test-set predictions, no per-epoch evaluation, no checkpoints.
         "data.predict=false", "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never",
-    ]  # fmt: skip
-    subprocess.run(command, check=True, cwd=ROOT)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    ], run_dir)  # fmt: skip
     return {
         "dev": {name: metrics["validation"][name] for name in HEADLINE[task]},
         "train_seconds": metrics["throughput"]["train_seconds"],

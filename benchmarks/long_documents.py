@@ -18,11 +18,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 from accuracy import mean_and_spread  # the mean ± sd over seeds of the other accuracy tables, beside this script
+from runs import Records, train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -32,17 +31,14 @@ BBC = SHARED / "data" / "bbc_news" / "bbc_news_train.csv"
 
 def run(mode: str, length: int, seed: int, args) -> dict:
     run_dir = ROOT / "outputs" / "bench_long_documents" / f"{mode}{length}" / f"seed{seed}"
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", str(args.threads),
-        str(ROOT / "bertkit" / "train.py"), "data=custom", "model=pretrained", "trainer=finetune",
+    train(args.threads, [
+        "data=custom", "model=pretrained", "trainer=finetune",
         f"model.name_or_path={args.model}", f"data.train_file={BBC}", "data.text_column=Text",
         "data.label_column=Category", "data.drop_duplicates=true", "data.validation_fraction=0.2",
         f"data.max_seq_length={length}", f"data.long_inputs={mode}", f"data.window_stride={length // 4}",
         "trainer.learning_rate=5e-5", f"trainer.num_epochs={args.epochs}", "trainer.eval_every_epoch=false",
-        "trainer.progress_bar=false", "trainer.resume=never", f"seed={seed}", f"output_dir={run_dir}",
-    ]  # fmt: skip
-    subprocess.run(command, check=True, cwd=ROOT)
+        "trainer.progress_bar=false", "trainer.resume=never", f"seed={seed}",
+    ], run_dir)  # fmt: skip
     return record(run_dir)
 
 
@@ -92,19 +88,16 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    store = RESULTS / "long_documents.json"
-    records = json.loads(store.read_text()) if store.exists() else []
+    store = Records(RESULTS / "long_documents.json")  # several seeds may run side by side
     for seed in [] if args.table_only else args.seeds:
         for length in args.lengths:
             for mode in args.modes:
-                if any((r["seed"], r["length"], r["mode"]) == (seed, length, mode) for r in records):
+                if any((r["seed"], r["length"], r["mode"]) == (seed, length, mode) for r in store.read()):
                     continue
                 result = run(mode, length, seed, args)
-                # read again: several seeds may run side by side, each adding its own records
-                records = json.loads(store.read_text()) if store.exists() else []
-                records.append({"seed": seed, "length": length, "mode": mode, "threads": args.threads, **result})
-                store.write_text(json.dumps(records, indent=1) + "\n")
-                print(json.dumps(records[-1]), flush=True)
+                store.add({"seed": seed, "length": length, "mode": mode, "threads": args.threads, **result})
+                print(json.dumps(result), flush=True)
+    records = store.read()
     (RESULTS / "long_documents.md").write_text(table(records, args.model.name))
     print(table(records, args.model.name))
 
