@@ -65,13 +65,22 @@ def architecture(cfg: ModelConfig) -> PretrainedConfig:
             raise ModelError(missing_checkpoint_message("model.name_or_path", cfg.name_or_path, error)) from None
     if cfg.keep_layers is not None:
         _keep_layers_of(config, cfg.keep_layers)
-    hidden, attention = DROPOUT_NAMES.get(config.model_type, ("hidden_dropout_prob", "attention_probs_dropout_prob"))
+    hidden, attention = _dropout_names(config)
     for name, value in ((hidden, cfg.hidden_dropout_prob), (attention, cfg.attention_probs_dropout_prob)):
         if value is not None and hasattr(config, name):
             setattr(config, name, value)
         elif value is not None:
             log.warning("%s configs have no %s: the dropout setting is not applied", config.model_type, name)
     return config
+
+
+def _dropout_names(config: PretrainedConfig) -> tuple[str, str]:
+    return DROPOUT_NAMES.get(config.model_type, ("hidden_dropout_prob", "attention_probs_dropout_prob"))
+
+
+def has_dropout(config: PretrainedConfig) -> bool:
+    """Whether the encoder drops anything out in training (hidden or attention dropout above 0)."""
+    return any(float(getattr(config, name, 0.0) or 0.0) > 0 for name in _dropout_names(config))
 
 
 def _keep_layers_of(config: PretrainedConfig, keep: list[int]) -> None:

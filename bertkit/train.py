@@ -66,6 +66,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
         task.use_checkpoint_labels(CheckpointLabels.of(run_cfg.model.name_or_path, architecture))
     accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed, plan.run_dir)
     regularisers.check(run_cfg.trainer, run_cfg.distill, task.compares_outputs, type(task).__name__, accelerator)
+    regularisers.warn_without_dropout(run_cfg.trainer, model.has_dropout(architecture))
     if accelerator.is_main_process:
         run_dir.check_writable(plan.run_dir)
     else:

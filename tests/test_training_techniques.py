@@ -12,6 +12,7 @@ import transformers
 from accelerate import Accelerator
 from safetensors.torch import load_file
 
+from bertkit import model as model_recipe
 from bertkit import train
 from bertkit.core.divergence import Distributions, OutputKind, soft_target_loss, symmetric_divergence
 from bertkit.core.errors import ConfigError
@@ -19,7 +20,7 @@ from bertkit.core.layers import layer_index
 from bertkit.settings import TrainerConfig
 from bertkit.training import optim
 from bertkit.training.loss_step import LossStep
-from bertkit.training.regularisers import within
+from bertkit.training.regularisers import warn_without_dropout, within
 
 from .conftest import GLUE_FIXTURES, compose_config, logged_losses
 from .encoders import ENCODERS
@@ -291,6 +292,21 @@ def test_pgd_perturbations_stay_within_epsilon():
     assert torch.all(norms <= 2.0 + 1e-5)
     assert torch.equal(bounded[0], delta[0])  # already inside: unchanged
     assert torch.allclose(bounded[3] / norms[3], delta[3] / delta[3].flatten().norm())  # same direction
+
+
+@pytest.mark.parametrize(
+    ("kind", "dropout", "warned"),
+    [("bert", {}, False), ("bert", {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}, True),
+     ("distilbert", {"dropout": 0.0}, False), ("distilbert", {"dropout": 0.0, "attention_dropout": 0.0}, True),
+     ("modernbert", {}, True), ("modernbert", {"mlp_dropout": 0.1}, False)],
+)  # fmt: skip
+def test_rdrop_warns_when_the_encoder_has_no_dropout_to_draw_twice(kind, dropout, warned, caplog):
+    config = transformers.AutoConfig.for_model(kind, **dropout)
+    with caplog.at_level("WARNING"):
+        warn_without_dropout(TrainerConfig(rdrop_alpha=1.0), model_recipe.has_dropout(config))
+        warn_without_dropout(TrainerConfig(rdrop_alpha=0.0), model_recipe.has_dropout(config))
+    assert ("R-Drop only doubles the cost" in caplog.text) == warned
+    assert len(caplog.records) == int(warned)
 
 
 @pytest.mark.parametrize("technique", ["rdrop", "pgd"])

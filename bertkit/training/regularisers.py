@@ -7,6 +7,7 @@ or process it lands in: two processes train as one does."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -15,6 +16,8 @@ from accelerate.utils import DistributedType
 
 from bertkit.core.errors import ConfigError
 from bertkit.settings import Adversarial, DistillConfig, TrainerConfig
+
+log = logging.getLogger(__name__)
 
 
 def check(
@@ -40,6 +43,16 @@ def check(
         raise ConfigError(
             f"trainer.adversarial={cfg.adversarial}: DeepSpeed steps its optimizer at every backward pass, and "
             "adversarial training needs two per batch; launch with DDP or FSDP, or set trainer.adversarial=none"
+        )
+
+
+def warn_without_dropout(cfg: TrainerConfig, encoder_has_dropout: bool) -> None:
+    """R-Drop compares two dropout draws: without dropout they are the same pass twice."""
+    if cfg.rdrop_alpha > 0 and not encoder_has_dropout:
+        log.warning(
+            "trainer.rdrop_alpha=%s with no dropout in the encoder (model.hidden_dropout_prob and "
+            "model.attention_probs_dropout_prob are 0): both passes are the same, so R-Drop only doubles the cost",
+            cfg.rdrop_alpha,
         )
 
 
