@@ -264,7 +264,8 @@ class DistillConfig:
     """Weight of the mean squared error between hidden states: the student's embeddings and each of its layers
     against the teacher's (needs the same hidden size; the teacher then runs alongside). 0: off."""
     hidden_layers: list[int] | None = None
-    """For each student layer, the teacher layer (0-based) its output imitates. None: student_layers."""
+    """For each student layer, the teacher layer (0-based) its output imitates. None: the last layer of each of
+    as many equal blocks of the teacher's layers as the student has (with [0, 2, 4] of 6 layers: [1, 3, 5])."""
     cache_teacher: bool = True
     """Compute the teacher's logits over the training set once, before training, and cache them (by teacher and
     data); False: run the teacher alongside the student on every batch."""
@@ -283,9 +284,3 @@ class DistillConfig:
             require(layers == sorted(set(layers)), "distill.student_layers", f"{layers} must be increasing, each once")
         if self.teacher is None:
             require(self.hidden_weight == 0, "distill.hidden_weight", "needs a teacher: set distill.teacher")
-        if self.hidden_weight > 0:
-            require(
-                self.hidden_layers is not None or self.student_layers is not None,
-                "distill.hidden_layers",
-                "name the teacher layer each student layer imitates (or set distill.student_layers)",
-            )

@@ -14,8 +14,14 @@ from bertkit import model as model_recipe
 from bertkit import train
 from bertkit.core.errors import ConfigError, ModelError
 from bertkit.core.task import Head, TaskSpec
-from bertkit.settings import ModelConfig
-from bertkit.training.distillation import TEACHER_LOGITS, CachedLogits, WithTeacherLogits
+from bertkit.settings import DistillConfig, ModelConfig
+from bertkit.training.distillation import (
+    TEACHER_LOGITS,
+    CachedLogits,
+    WithTeacherLogits,
+    hidden_state_loss,
+    imitated_layers,
+)
 
 from .conftest import ASSETS, GLUE_FIXTURES, compose_config, logged_losses
 from .encoders import ENCODERS, build
@@ -131,7 +137,9 @@ def test_cached_teacher_logits_train_as_the_teacher_alongside_does(teacher, tmp_
     assert {path: path.stat().st_mtime_ns for path in sorted((cache_dir / "teacher_logits").glob("*.npz"))} == before
 
 
-def test_a_teacher_of_other_labels_or_another_vocabulary_is_refused(teacher, tmp_path, cache_dir, checkpoints):
+def test_a_teacher_of_other_labels_another_vocabulary_or_no_head_is_refused(
+    teacher, tmp_path, cache_dir, checkpoints, tiny_checkpoint
+):
     other = tmp_path / "other_labels"
     model = transformers.AutoModelForSequenceClassification.from_pretrained(teacher)
     model.config.id2label = {0: "yes", 1: "no"}
@@ -145,6 +153,8 @@ def test_a_teacher_of_other_labels_or_another_vocabulary_is_refused(teacher, tmp
         train.run(
             compose_config(distill(tmp_path / "b", cache_dir, checkpoints["roberta"], f"model.name_or_path={teacher}"))
         )
+    with pytest.raises(ModelError, match=r"distill\.teacher=.* has no trained weights for classifier\.bias"):
+        train.run(compose_config(distill(tmp_path / "d", cache_dir, tiny_checkpoint, f"model.name_or_path={teacher}")))
     with pytest.raises(ModelError, match=r"distill\.teacher='.*nowhere': no such folder"):
         train.run(
             compose_config(distill(tmp_path / "c", cache_dir, tmp_path / "nowhere", f"model.name_or_path={teacher}"))
@@ -210,3 +220,21 @@ def test_alpha_one_trains_on_the_labels_without_the_teacher(teacher, tmp_path, c
     run_dir = tmp_path / "run"
     train.run(compose_config(distill(run_dir, cache_dir, teacher, "distill.alpha=1", "distill.student_layers=[0]")))
     assert "the teacher" in caplog.text and "is not used" in caplog.text
+
+
+def test_by_default_each_student_layer_imitates_the_last_teacher_layer_of_its_block():
+    assert imitated_layers(DistillConfig(student_layers=[0, 2, 4]), 3, 6) == [1, 3, 5]
+    assert imitated_layers(DistillConfig(), 4, 12) == [2, 5, 8, 11]
+    assert imitated_layers(DistillConfig(hidden_layers=[0, 1]), 2, 6) == [0, 1]
+
+
+def test_the_hidden_state_loss_of_multiple_choice_averages_each_choice_over_its_real_tokens():
+    questions, choices, length, width = 2, 3, 5, 4
+    student, teacher = torch.randn(2, questions * choices, length, width).unbind(0)
+    mask = torch.ones(questions, choices, length, dtype=torch.long)
+    mask[0, 1, 3:] = 0  # a short choice
+    flat = mask.reshape(-1, length).float()
+    per_position = (student - teacher).pow(2).mean(-1)
+    expected = ((per_position * flat).sum(1) / flat.sum(1)).mean()
+    loss = hidden_state_loss((student,), (teacher,), [(0, 0)], mask)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -4,6 +4,7 @@ adversarial training on the word embeddings (FGM, PGD). Each keeps resume exact 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from bertkit.core.layers import layer_index
 from bertkit.settings import TrainerConfig
 from bertkit.training import optim
 from bertkit.training.loss_step import LossStep
-from bertkit.training.regularisers import warn_without_dropout, within
+from bertkit.training.regularisers import unit, warn_without_dropout, within
 
 from .conftest import GLUE_FIXTURES, compose_config, logged_losses
 from .encoders import ENCODERS
@@ -94,13 +95,25 @@ TECHNIQUES = {
     "fgm": ["trainer.adversarial=fgm"],
     "pgd": ["trainer.adversarial=pgd", "trainer.adversarial_steps=2"],
     "rdrop_fgm_decay": ["trainer.rdrop_alpha=0.5", "trainer.adversarial=fgm", "trainer.layer_lr_decay=0.8"],
-    # The teacher: the starting checkpoint itself (its head random), enough for the mechanics of the loop.
-    "distill": ["distill=soft_targets", "distill.teacher={checkpoint}", "distill.student_layers=[1]"],
+    "distill": ["distill=soft_targets", "distill.teacher={teacher}", "distill.student_layers=[1]"],
 }
 
 
-def settings_of(technique: str, checkpoint) -> list[str]:
-    return [setting.format(checkpoint=checkpoint) for setting in TECHNIQUES[technique]]
+@pytest.fixture(scope="module")
+def teacher(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint with a 2-label head saved (random, but saved, as a fine-tuned model's is): enough of a
+    teacher for the mechanics of the loop."""
+    folder = tmp_path_factory.mktemp("teacher")
+    torch.manual_seed(0)
+    transformers.AutoModelForSequenceClassification.from_pretrained(tiny_checkpoint, num_labels=2).save_pretrained(
+        folder
+    )
+    transformers.AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(folder)
+    return folder
+
+
+def settings_of(technique: str, teacher: Path) -> list[str]:
+    return [setting.format(teacher=teacher) for setting in TECHNIQUES[technique]]
 
 
 def fine_tune(run_dir, cache_dir, checkpoint, *extra: str) -> None:
@@ -113,9 +126,9 @@ def fine_tune(run_dir, cache_dir, checkpoint, *extra: str) -> None:
 
 
 @pytest.mark.parametrize("technique", list(TECHNIQUES))
-def test_resuming_half_way_ends_with_the_same_weights(technique, tmp_path, cache_dir, tiny_checkpoint):
+def test_resuming_half_way_ends_with_the_same_weights(technique, tmp_path, cache_dir, tiny_checkpoint, teacher):
     # A constant rate after warmup: the schedule of 3 steps is the first half of the schedule of 6.
-    settings = settings_of(technique, tiny_checkpoint)
+    settings = settings_of(technique, teacher)
     fine_tune(tmp_path / "whole", cache_dir, tiny_checkpoint, *settings, "trainer.max_steps=6")
     fine_tune(tmp_path / "halves", cache_dir, tiny_checkpoint, *settings, "trainer.max_steps=3",
               "trainer.save_every=3")  # fmt: skip
@@ -129,12 +142,12 @@ def test_resuming_half_way_ends_with_the_same_weights(technique, tmp_path, cache
 
 @pytest.mark.slow
 @pytest.mark.parametrize("technique", list(TECHNIQUES))
-def test_two_processes_follow_the_one_process_loss_curve(technique, tmp_path, cache_dir, tiny_checkpoint):
+def test_two_processes_follow_the_one_process_loss_curve(technique, tmp_path, cache_dir, tiny_checkpoint, teacher):
     """Global batch 8 as 1 x 8 and as 2 x 4, without dropout: the same updates up to float order."""
     shared = ["+experiment=glue_rte", f"model.name_or_path={tiny_checkpoint}", f"data.glue_dir={GLUE_FIXTURES}",
               "trainer.max_steps=4", "trainer.log_every=1", "trainer.eval_every_epoch=false",
               "trainer.progress_bar=false", "model.hidden_dropout_prob=0", "model.attention_probs_dropout_prob=0",
-              "trainer.learning_rate=1e-3", *settings_of(technique, tiny_checkpoint)]  # fmt: skip
+              "trainer.learning_rate=1e-3", *settings_of(technique, teacher)]  # fmt: skip
     succeeds(ONE, [*shared, "trainer.per_device_batch_size=8", f"output_dir={tmp_path / 'one'}"], cache_dir)
     succeeds(TWO, [*shared, "trainer.per_device_batch_size=4", f"output_dir={tmp_path / 'two'}"], cache_dir)
 
@@ -311,12 +324,14 @@ def test_rdrop_warns_when_the_encoder_has_no_dropout_to_draw_twice(kind, dropout
 
 @pytest.mark.parametrize("technique", ["rdrop", "pgd"])
 @pytest.mark.parametrize("task", ["classification", "ner", "mc"])
-def test_each_technique_trains_each_task_kind_that_supports_it(technique, task, tmp_path, cache_dir, tiny_checkpoint):
+def test_each_technique_trains_each_task_kind_that_supports_it(
+    technique, task, tmp_path, cache_dir, tiny_checkpoint, teacher
+):
     run_dir = tmp_path / "run"
     train.run(compose_config([
         *task_overrides(task, tmp_path), f"model.name_or_path={tiny_checkpoint}", "trainer.max_steps=2",
         "trainer.per_device_batch_size=4", "trainer.log_every=1", "trainer.progress_bar=false",
-        f"output_dir={run_dir}", f"cache_dir={cache_dir}", *settings_of(technique, tiny_checkpoint),
+        f"output_dir={run_dir}", f"cache_dir={cache_dir}", *settings_of(technique, teacher),
     ]))  # fmt: skip
     losses = [json.loads(line).get("loss") for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert len([loss for loss in losses if loss is not None]) == 2
@@ -333,3 +348,15 @@ def test_rdrop_is_refused_before_any_work_where_outputs_are_not_distributions(ta
     with pytest.raises(ConfigError, match=r"trainer\.rdrop_alpha=0\.5: R-Drop needs"):
         train.run(compose_config(overrides))
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_multiple_choice_question_is_perturbed_as_one_example_over_its_choices():
+    questions, choices = 3, 4
+    gradient = torch.randn(questions * choices, 5, 8)
+    scaled = unit(gradient, rows_per_example=choices)
+    per_question = scaled.reshape(questions, -1).norm(dim=1)
+    assert per_question == pytest.approx(torch.ones(questions), rel=1e-5)
+    assert not scaled.reshape(questions * choices, -1).norm(dim=1) == pytest.approx(torch.ones(12), rel=1e-3)
+    projected = within(3.0 * scaled, 1.0, rows_per_example=choices)
+    assert projected.reshape(questions, -1).norm(dim=1) == pytest.approx(torch.ones(questions), rel=1e-5)
+    assert torch.equal(unit(gradient), unit(gradient, rows_per_example=1))

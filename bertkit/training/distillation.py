@@ -52,9 +52,17 @@ class Teacher:
     def hidden_pairs(self, student_layers: int) -> list[tuple[int, int]]:
         """(student, teacher) indices into the models' hidden states: the embeddings, then each student layer
         with the teacher layer it imitates."""
-        imitated = self.cfg.hidden_layers if self.cfg.hidden_layers is not None else self.cfg.student_layers
-        assert imitated is not None and len(imitated) == student_layers
+        imitated = imitated_layers(self.cfg, student_layers, self.model.config.num_hidden_layers)
         return [(0, 0), *((index + 1, teacher + 1) for index, teacher in enumerate(imitated))]
+
+
+def imitated_layers(cfg: DistillConfig, student_layers: int, teacher_layers: int) -> list[int]:
+    """For each student layer, the teacher layer (0-based) whose output it imitates: distill.hidden_layers, or
+    the last layer of each of the teacher's layers cut into equal blocks, one per student layer (TinyBERT's
+    mapping: the student's top layer, which its head reads, imitates the teacher's top)."""
+    if cfg.hidden_layers is not None:
+        return list(cfg.hidden_layers)
+    return [round((index + 1) * teacher_layers / student_layers) - 1 for index in range(student_layers)]
 
 
 def check_readable(cfg: DistillConfig) -> None:
@@ -82,16 +90,28 @@ def load_teacher(
         log.warning("distill.alpha=1: the loss is the labels' alone, so the teacher %s is not used", cfg.teacher)
         return None
     try:
-        model = head.model_class.from_pretrained(cfg.teacher, dtype=torch.float32)
+        model, info = head.model_class.from_pretrained(cfg.teacher, dtype=torch.float32, output_loading_info=True)
     except (OSError, ValueError) as error:
         raise ModelError(missing_checkpoint_message("distill.teacher", cfg.teacher, error)) from None
     _check_labels(cfg.teacher, model.config, head)
     _check_tokenizer(cfg.teacher, tokenizer)
     _check_token_types(cfg.teacher, model.config, tokenizer)
+    _check_trained(cfg.teacher, info)
     if cfg.hidden_weight > 0:
         _check_hidden(cfg, model.config, student)
     log.info("Distilling from %s (alpha %g, temperature %g)", cfg.teacher, cfg.alpha, cfg.temperature)
     return Teacher(cfg, model, accelerator)
+
+
+def _check_trained(teacher: str, loading_info: dict[str, Any]) -> None:
+    """A teacher whose head the checkpoint lacks (a base model) would teach from random weights."""
+    missing = [key for key in loading_info["missing_keys"] if not key.endswith("position_ids")]
+    missing += [key for key, *_ in loading_info.get("mismatched_keys", [])]
+    if missing:
+        raise ModelError(
+            f"distill.teacher={teacher!r} has no trained weights for {', '.join(sorted(missing)[:3])}: the teacher "
+            "must be a model fine-tuned for this task (the model/ of a bertkit run on the same data, say)"
+        )
 
 
 def _check_labels(teacher: str, config: PretrainedConfig, head: Head) -> None:
@@ -139,8 +159,7 @@ def _check_tokenizer(teacher: str, tokenizer: PreTrainedTokenizerBase) -> None:
 
 
 def _check_hidden(cfg: DistillConfig, teacher: PretrainedConfig, student: PretrainedConfig) -> None:
-    imitated = cfg.hidden_layers if cfg.hidden_layers is not None else cfg.student_layers
-    assert imitated is not None
+    imitated = imitated_layers(cfg, student.num_hidden_layers, teacher.num_hidden_layers)
     if teacher.hidden_size != student.hidden_size:
         raise ModelError(
             f"distill.hidden_weight: the teacher's hidden size is {teacher.hidden_size}, the student's "
@@ -156,7 +175,7 @@ def _check_hidden(cfg: DistillConfig, teacher: PretrainedConfig, student: Pretra
 def hidden_state_loss(student: tuple, teacher: tuple, pairs: list[tuple[int, int]], mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error between paired hidden states: per example over its real (unpadded) positions, then
     averaged over examples and pairs, so that its scale depends on neither the batch nor the processes."""
-    keep = mask.float()
+    keep = mask.reshape(-1, mask.shape[-1]).float()  # multiple choice: a row per choice, as the hidden states
     errors = []
     for s, t in pairs:
         per_position = (student[s].float() - teacher[t].float()).pow(2).mean(-1)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -99,10 +100,12 @@ class LossStep:
         assert perturbation is not None and perturbation.output is not None
         if perturbation.output.grad is None:  # the embeddings are frozen: nothing to perturb along
             return
+        rows = math.prod(batch["input_ids"].shape[1:-1])  # a question's choices are rows of one example
         if cfg.adversarial == Adversarial.fgm:
-            delta = cfg.adversarial_epsilon * unit(perturbation.output.grad)
+            delta = cfg.adversarial_epsilon * unit(perturbation.output.grad, rows)
         else:
-            delta = within(cfg.adversarial_step_size * unit(perturbation.output.grad), cfg.adversarial_epsilon)
+            step = cfg.adversarial_step_size
+            delta = within(step * unit(perturbation.output.grad, rows), cfg.adversarial_epsilon, rows)
             for _ in range(cfg.adversarial_steps - 1):  # the parameters' gradients are left alone until the last
                 perturbation.delta = delta
                 with self._autocast():
@@ -111,7 +114,7 @@ class LossStep:
                 if scaler is not None:
                     loss = loss * scaler.get_scale()
                 (gradient,) = torch.autograd.grad(loss, perturbation.output)
-                delta = within(delta + cfg.adversarial_step_size * unit(gradient), cfg.adversarial_epsilon)
+                delta = within(delta + step * unit(gradient, rows), cfg.adversarial_epsilon, rows)
         perturbation.delta = delta
         try:
             self.accelerator.backward(self.loss(model, batch, teacher_logits).loss)

@@ -73,14 +73,20 @@ class EmbeddingPerturbation:
         return output
 
 
-def unit(gradient: torch.Tensor) -> torch.Tensor:
-    """Each example's gradient scaled to norm 1 (over all its positions and dimensions)."""
+def unit(gradient: torch.Tensor, rows_per_example: int = 1) -> torch.Tensor:
+    """Each example's gradient scaled to norm 1 (over all its positions and dimensions, and over all its rows
+    where an example has several: a multiple-choice question's choices)."""
     gradient = gradient.detach().float()
-    norms = gradient.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return gradient / norms.view(-1, *([1] * (gradient.dim() - 1)))
+    norms = gradient.reshape(-1, rows_per_example * gradient[0].numel()).norm(dim=1).clamp_min(1e-12)
+    return gradient / _per_row(norms, gradient, rows_per_example)
 
 
-def within(delta: torch.Tensor, radius: float) -> torch.Tensor:
-    """delta projected onto the ball of this radius, example by example."""
-    norms = delta.flatten(1).norm(dim=1)
-    return delta * (radius / norms.clamp_min(radius)).view(-1, *([1] * (delta.dim() - 1)))
+def within(delta: torch.Tensor, radius: float, rows_per_example: int = 1) -> torch.Tensor:
+    """delta projected onto the ball of this radius, example by example (an example's rows together)."""
+    norms = delta.reshape(-1, rows_per_example * delta[0].numel()).norm(dim=1)
+    return delta * _per_row(radius / norms.clamp_min(radius), delta, rows_per_example)
+
+
+def _per_row(per_example: torch.Tensor, like: torch.Tensor, rows_per_example: int) -> torch.Tensor:
+    """A value per example, repeated for each of its rows and shaped to broadcast over `like`."""
+    return per_example.repeat_interleave(rows_per_example).view(-1, *([1] * (like.dim() - 1)))

@@ -173,35 +173,43 @@ def _replace(
         for index, position in zip(sorted(picks), positions, strict=False):  # masks cut off by truncation: kept
             word = _WORD.match(words[index])
             assert word is not None
-            replacement = _draw(logits[row, position], word.group(2), tokenizer, cfg.top_k, generator)
+            replacement = _draw(logits[row, position], word.group(2), index == 0, tokenizer, cfg.top_k, generator)
             if replacement is not None:
                 new[index] = word.group(1) + _cased_like(replacement, word.group(2)) + word.group(3)
                 replaced += 1
         out.append(" ".join(new) if texts[row] is not None else None)
-    return out, replaced, sum(len(words) for words in split)
+    return out, replaced, sum(len(_candidates(words)) for words in split)
 
 
 def _choose(words: list[str], generator: np.random.Generator, fraction: float) -> set[int]:
     """The positions of the words to replace: a fraction of those that are words, not bare punctuation."""
-    candidates = [i for i, word in enumerate(words) if _WORD.match(word)]
+    candidates = _candidates(words)
     if not candidates:
         return set()
     count = max(1, round(fraction * len(candidates)))
     return {int(i) for i in generator.choice(candidates, size=count, replace=False)}
 
 
-def starts_word(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], bool]:
-    """Whether a vocabulary piece begins a word: WordPiece marks the pieces that continue one (##), byte-level BPE
-    (Ġ) and SentencePiece (▁) those that begin one."""
+def starts_word(tokenizer: PreTrainedTokenizerBase) -> Callable[[str, bool], bool]:
+    """Whether a vocabulary piece begins a word (at the start of the text, or after another word): WordPiece marks
+    the pieces that continue one (##), byte-level BPE (Ġ) and SentencePiece (▁) those that begin one, except that
+    byte-level BPE's first word has no space before it, so no Ġ."""
     pieces = tokenizer.tokenize("words apart")
     marker = next((mark for mark in ("Ġ", "▁") if any(piece.startswith(mark) for piece in pieces)), None)
     if marker is None:
-        return lambda piece: not piece.startswith("##")
-    return lambda piece: piece.startswith(marker)
+        return lambda piece, at_start: not piece.startswith("##")
+    if marker == "Ġ":
+        return lambda piece, at_start: at_start or piece.startswith(marker)
+    return lambda piece, at_start: piece.startswith(marker)
 
 
 def _draw(
-    logits: torch.Tensor, original: str, tokenizer: PreTrainedTokenizerBase, top_k: int, generator: np.random.Generator
+    logits: torch.Tensor,
+    original: str,
+    at_start: bool,
+    tokenizer: PreTrainedTokenizerBase,
+    top_k: int,
+    generator: np.random.Generator,
 ) -> str | None:
     """One of the k most likely whole words at a masked place, other than the original, drawn by probability."""
     options, weights = [], []
@@ -210,7 +218,7 @@ def _draw(
     for token_id in probabilities.topk(min(4 * top_k, len(probabilities))).indices.tolist():
         piece = tokenizer.convert_ids_to_tokens(token_id)
         word = tokenizer.convert_tokens_to_string([piece]).strip()
-        if token_id in tokenizer.all_special_ids or not whole(piece) or not _WORD.match(word):
+        if token_id in tokenizer.all_special_ids or not whole(piece, at_start) or not _WORD.match(word):
             continue
         if word.lower() == original.lower() or word in options:
             continue
@@ -229,3 +237,8 @@ def _cased_like(word: str, original: str) -> str:
     if original.isupper() and len(original) > 1:
         return word.upper()
     return word[:1].upper() + word[1:] if original[:1].isupper() else word
+
+
+def _candidates(words: list[str]) -> list[int]:
+    """The positions of the words that may be replaced: words, not bare punctuation."""
+    return [i for i, word in enumerate(words) if _WORD.match(word)]
