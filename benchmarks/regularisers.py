@@ -2,7 +2,7 @@
 spread over seeds) and training time.
 
     python benchmarks/regularisers.py --tasks rte mrpc stsb cola --seeds 0 1 2
-    python benchmarks/regularisers.py --tasks sst2 --train-samples 500 --variants plain augment \
+    python benchmarks/regularisers.py --tasks sst2 --train-samples 500 --variants plain augment plain_9_epochs \
         --augment-model /path/to/a/masked-lm --seeds 0 1 2
     python benchmarks/regularisers.py --table-only
 
@@ -37,6 +37,8 @@ VARIANTS = {
     "rdrop": ["trainer.rdrop_alpha=1.0"],
     "llrd": ["trainer.layer_lr_decay=0.8"],
     "augment": ["data.augment.method=mlm", "data.augment.copies=2", "data.augment.fraction=0.15"],
+    # augment's control on SST-2 (3 epochs): 2 copies make 3x the steps; is it the new text or the longer training?
+    "plain_9_epochs": ["trainer.num_epochs=9"],
 }  # fmt: skip
 
 
