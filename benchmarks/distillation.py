@@ -39,15 +39,17 @@ STUDENT_LAYERS = "[0,2,4]"
 
 def train(run_dir: Path, overrides: list[str], seed: int, args) -> dict:
     metrics = runs.train(args.threads, [
-        *overrides, f"data.glue_dir={args.glue_dir}", f"seed={seed}", "data.predict=false",
-        "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never",
+        *overrides, f"data.glue_dir={args.glue_dir}", f"seed={seed}", f"trainer.mixed_precision={args.precision}",
+        "data.predict=false", "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never",
     ], run_dir)  # fmt: skip
-    return {"train_seconds": metrics["throughput"]["train_seconds"], "validation": metrics["validation"]}
+    return {"train_seconds": metrics["throughput"]["train_seconds"], "validation": metrics["validation"],
+            "precision": args.precision}  # fmt: skip
 
 
 def record(task: str, system: str, seed: int, result: dict) -> dict:
     scores = {name: 100 * result["validation"][name] for name in HEADLINE[task]}
-    return {"task": task, "system": system, "seed": seed, "dev": scores, "train_seconds": result["train_seconds"]}
+    return {"task": task, "system": system, "seed": seed, "dev": scores, "train_seconds": result["train_seconds"],
+            "precision": result["precision"]}  # fmt: skip
 
 
 def teacher_dir(task: str) -> Path:
@@ -96,8 +98,8 @@ def throughput(model_dir: Path, texts: list[list[str]], threads: int) -> dict:
 
 def table(records: list[dict], speeds: dict) -> str:
     lines = ["# Distillation: a 3-layer student of all-MiniLM-L6-v2 (6 layers), GLUE dev, last weights", "",
-             "| task | model | seeds | dev | train s | parameters | CPU examples/s | speed-up |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| task | model | training precision | seeds | dev | train s | parameters | CPU examples/s | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     names = {"teacher": "teacher (6 layers)", "student_plain": "(a) student, labels only",
              "student_distilled": "(b) student, distilled"}  # fmt: skip
     for task in TASKS:
@@ -113,7 +115,9 @@ def table(records: list[dict], speeds: dict) -> str:
             ratio = model.get("examples_per_second", 0) / speed["teacher"]["examples_per_second"] if model else 0
             measured = (f"{model['parameters'] / 1e6:.1f}M | {model['examples_per_second']:.0f} | {ratio:.2f}x"
                         if model else "- | - | -")  # fmt: skip
-            lines.append(f"| {task} | {name} | {len(chosen)} | {dev} | {seconds} | {measured} |")
+            # records from before --precision were fp32
+            precision = "/".join(sorted({r.get("precision", "no").replace("no", "fp32") for r in chosen}))
+            lines.append(f"| {task} | {name} | {precision} | {len(chosen)} | {dev} | {seconds} | {measured} |")
     return "\n".join(lines) + "\n"
 
 
@@ -124,6 +128,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=SHARED / "models" / "all-MiniLM-L6-v2")
     parser.add_argument("--glue-dir", type=Path, default=SHARED / "data" / "glue_data")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--precision", choices=["no", "bf16"], default="no", help="trainer.mixed_precision")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
