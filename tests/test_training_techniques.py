@@ -96,6 +96,8 @@ TECHNIQUES = {
     "pgd": ["trainer.adversarial=pgd", "trainer.adversarial_steps=2"],
     "rdrop_fgm_decay": ["trainer.rdrop_alpha=0.5", "trainer.adversarial=fgm", "trainer.layer_lr_decay=0.8"],
     "distill": ["distill=soft_targets", "distill.teacher={teacher}", "distill.student_layers=[1]"],
+    # the masked LM is the model fine-tuned (its pretraining head is kept in the checkpoint)
+    "augment": ["data.augment.method=mlm", "data.augment.copies=1", "data.augment.fraction=0.3"],
 }
 
 
