@@ -16,7 +16,7 @@ import json
 import statistics
 from pathlib import Path
 
-from regularisers import VARIANTS
+from regularisers import recipe
 from runs import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,11 +26,7 @@ SHARED = ROOT.parent / "shared"
 
 def seconds_per_step(task: str, variant: str, round_: int, args) -> float:
     run_dir = ROOT / "outputs" / "bench_regulariser_cost" / task / variant / f"round{round_}"
-    metrics = train(args.threads, [
-        f"+experiment=glue_{task}", f"model.name_or_path={args.model}", f"data.glue_dir={args.glue_dir}",
-        f"trainer.max_steps={args.steps}", f"trainer.mixed_precision={args.precision}", "data.predict=false",
-        "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never", *VARIANTS[variant],
-    ], run_dir)  # fmt: skip
+    metrics = train(args.threads, [*recipe(task, variant, args), f"trainer.max_steps={args.steps}"], run_dir)
     return metrics["throughput"]["train_seconds"] / metrics["throughput"]["steps"]
 
 

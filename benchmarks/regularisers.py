@@ -42,19 +42,23 @@ VARIANTS = {
 }  # fmt: skip
 
 
+def recipe(task: str, variant: str, args) -> list[str]:
+    """The overrides of the task's standard recipe with one variant's settings, at args.precision, without test
+    predictions, per-epoch evaluation or resuming."""
+    return [
+        f"+experiment=glue_{task}", f"model.name_or_path={args.model}", f"data.glue_dir={args.glue_dir}",
+        f"trainer.mixed_precision={args.precision}", "data.predict=false", "trainer.eval_every_epoch=false",
+        "trainer.progress_bar=false", "trainer.resume=never", *VARIANTS[variant],
+    ]  # fmt: skip
+
+
 def run(task: str, variant: str, seed: int, args) -> dict:
     setting = f"n{args.train_samples}" if args.train_samples else "full"
     run_dir = ROOT / "outputs" / "bench_regularisers" / args.precision / f"{task}_{setting}" / variant / f"seed{seed}"
     extra = [f"data.max_train_samples={args.train_samples}"] if args.train_samples else []
     if variant == "augment":
         extra.append(f"data.augment.model={args.augment_model}")
-    overrides = [
-        f"+experiment=glue_{task}", f"model.name_or_path={args.model}", f"data.glue_dir={args.glue_dir}",
-        f"seed={seed}", f"trainer.mixed_precision={args.precision}", "data.predict=false",
-        "trainer.eval_every_epoch=false", "trainer.progress_bar=false", "trainer.resume=never",
-        *VARIANTS[variant], *extra,
-    ]  # fmt: skip
-    metrics = train(args.threads, overrides, run_dir)
+    metrics = train(args.threads, [*recipe(task, variant, args), f"seed={seed}", *extra], run_dir)
     return {
         "task": task, "setting": setting, "variant": variant, "seed": seed, "precision": args.precision,
         "dev": {name: 100 * metrics["validation"][name] for name in HEADLINE[task]},

@@ -1,8 +1,10 @@
-"""Which encoder layer a parameter belongs to, read from its name, for every architecture the Auto classes load."""
+"""Which encoder layer a parameter belongs to, read from its name, for every architecture the Auto classes load;
+and which weights a loaded checkpoint lacked."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 NUMBERED_LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 """A parameter of an encoder's i-th layer, whatever the architecture calls its stack: BERT, RoBERTa, ELECTRA and
@@ -27,3 +29,9 @@ def renumbered(name: str, new_index: dict[int, int]) -> str | None:
         return name
     index = new_index.get(int(match.group(1)))
     return None if index is None else f"{name[: match.start(1)]}{index}{name[match.end(1) :]}"
+
+
+def missing_weights(loading_info: dict[str, Any]) -> list[str]:
+    """The weights `from_pretrained(..., output_loading_info=True)` had to initialise: its missing keys, less the
+    position-id buffers some checkpoints leave out (they are recomputed, never learned)."""
+    return [key for key in loading_info["missing_keys"] if not key.endswith("position_ids")]

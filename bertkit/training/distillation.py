@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrained
 from bertkit import fingerprints
 from bertkit.core.batch import EPOCH, EXAMPLE_INDEX, Batch
 from bertkit.core.errors import ModelError, missing_checkpoint_message
+from bertkit.core.layers import missing_weights
 from bertkit.core.seeding import fingerprint
 from bertkit.core.task import Head, TaskData
 from bertkit.settings import DistillConfig
@@ -105,7 +106,7 @@ def load_teacher(
 
 def _check_trained(teacher: str, loading_info: dict[str, Any]) -> None:
     """A teacher whose head the checkpoint lacks (a base model) would teach from random weights."""
-    missing = [key for key in loading_info["missing_keys"] if not key.endswith("position_ids")]
+    missing = missing_weights(loading_info)
     missing += [key for key, *_ in loading_info.get("mismatched_keys", [])]
     if missing:
         raise ModelError(

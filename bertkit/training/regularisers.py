@@ -77,14 +77,19 @@ def unit(gradient: torch.Tensor, rows_per_example: int = 1) -> torch.Tensor:
     """Each example's gradient scaled to norm 1 (over all its positions and dimensions, and over all its rows
     where an example has several: a multiple-choice question's choices)."""
     gradient = gradient.detach().float()
-    norms = gradient.reshape(-1, rows_per_example * gradient[0].numel()).norm(dim=1).clamp_min(1e-12)
+    norms = _example_norms(gradient, rows_per_example).clamp_min(1e-12)
     return gradient / _per_row(norms, gradient, rows_per_example)
 
 
 def within(delta: torch.Tensor, radius: float, rows_per_example: int = 1) -> torch.Tensor:
     """delta projected onto the ball of this radius, example by example (an example's rows together)."""
-    norms = delta.reshape(-1, rows_per_example * delta[0].numel()).norm(dim=1)
+    norms = _example_norms(delta, rows_per_example)
     return delta * _per_row(radius / norms.clamp_min(radius), delta, rows_per_example)
+
+
+def _example_norms(tensor: torch.Tensor, rows_per_example: int) -> torch.Tensor:
+    """The norm of each example's part of a tensor of rows (an example's rows together)."""
+    return tensor.reshape(-1, rows_per_example * tensor[0].numel()).norm(dim=1)
 
 
 def _per_row(per_example: torch.Tensor, like: torch.Tensor, rows_per_example: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTra
 
 from bertkit import fingerprints
 from bertkit.core.errors import ModelError, missing_checkpoint_message
+from bertkit.core.layers import missing_weights
 from bertkit.core.schema import input_path, require
 from bertkit.core.seeding import fingerprint, stable_seed
 
@@ -137,7 +138,7 @@ def _masked_lm(cfg: AugmentConfig) -> tuple[PreTrainedTokenizerBase, PreTrainedM
         model, info = AutoModelForMaskedLM.from_pretrained(cfg.model, output_loading_info=True)
     except (OSError, ValueError) as error:
         raise ModelError(missing_checkpoint_message("data.augment.model", cfg.model, error)) from None
-    missing = [key for key in info["missing_keys"] if not key.endswith("position_ids")]
+    missing = missing_weights(info)
     if missing or tokenizer.mask_token is None:
         lacking = ", ".join(missing[:2]) or "no mask token"
         raise ModelError(
