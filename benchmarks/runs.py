@@ -3,6 +3,7 @@ that runs going on side by side add their records to, and a pool that keeps seve
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -33,8 +34,8 @@ def train(threads: int, overrides: list[str], run_dir: Path) -> dict[str, Any]:
 
 
 class Records:
-    """A JSON list of result records. Every addition re-reads the file first, so scripts running side by side
-    (or runs of one pool) keep each other's records; the file is replaced whole, never left half-written."""
+    """A JSON list of result records. Every addition re-reads the file under a lock, so runs of one pool and
+    scripts running side by side keep each other's records; the file is replaced whole, never left half-written."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -44,7 +45,8 @@ class Records:
         return json.loads(self.path.read_text()) if self.path.exists() else []
 
     def add(self, record: dict[str, Any]) -> None:
-        with self._lock:
+        with self._lock, self.path.with_suffix(".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file closes
             records = [*self.read(), record]
             partial = self.path.with_suffix(f".{os.getpid()}.tmp")
             partial.write_text(json.dumps(records, indent=1) + "\n")
