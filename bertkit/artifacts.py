@@ -92,6 +92,16 @@ def write_results(
     return metrics
 
 
+def without_tied_copies(model, state_dict: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The state dict without the tied weights' second names (the MLM decoder's, which from_pretrained ties
+    back). save_pretrained drops them only when they share memory, and weights gathered from FSDP shards
+    are separate copies: BERT's decoder would be saved twice."""
+    if state_dict is None:
+        return None
+    tied = getattr(model, "all_tied_weights_keys", None) or {}
+    return {name: tensor for name, tensor in state_dict.items() if tied.get(name) not in state_dict}
+
+
 def save_model(
     model, state_dict, tokenizer: PreTrainedTokenizerBase, folder: Path, card: str, recipe: dict[str, Any]
 ) -> None:
@@ -100,7 +110,7 @@ def save_model(
     `state_dict` holds the full weights gathered from every process (FSDP and DeepSpeed shard them); `recipe`
     joins config.json's task_specific_params (how the data was read, for `bertkit predict`)."""
     staging = folder.with_name(folder.name + ".tmp")
-    model.save_pretrained(staging, state_dict=state_dict, safe_serialization=True)
+    model.save_pretrained(staging, state_dict=without_tied_copies(model, state_dict), safe_serialization=True)
     # bertkit's speed-ups subclass transformers' models; the folder names the transformers class,
     # so `from_pretrained` and pipelines load it without bertkit.
     exported = next(c.__name__ for c in type(model).__mro__ if c.__module__.startswith("transformers."))

@@ -9,11 +9,12 @@ import logging
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 
 from bertkit.settings import TrainerConfig
+from bertkit.training.engines import adopt_fsdp, cpu_forced, cpu_fsdp_plugin, refuse_engines_without_gpu
 from bertkit.training.process_group import check_process_group
 from bertkit.training.tracking import TRACKING_DIR
 
@@ -22,7 +23,12 @@ log = logging.getLogger(__name__)
 
 def make_accelerator(cfg: TrainerConfig, seed: int, run_dir: Path | None = None) -> Accelerator:
     """The Accelerator for this run (device topology comes from `accelerate config`/launch, not Hydra), with
-    the trackers of trainer.report_to writing below run_dir."""
+    the trackers of trainer.report_to writing below run_dir. Processes launched together are checked to form
+    one group, and a sharded engine asked for on CPUs is set up or refused (engines)."""
+    refuse_engines_without_gpu()
+    processes = PartialState(cpu=cpu_forced())
+    check_process_group(processes)
+    fsdp_plugin = cpu_fsdp_plugin(processes)
     tracking_dir = str(run_dir / TRACKING_DIR) if run_dir is not None else None
     accelerator = Accelerator(
         log_with=list(cfg.report_to) or None,
@@ -37,9 +43,11 @@ def make_accelerator(cfg: TrainerConfig, seed: int, run_dir: Path | None = None)
         ),
         dynamo_backend="inductor" if cfg.torch_compile else "no",
         step_scheduler_with_optimizer=False,
+        fsdp_plugin=fsdp_plugin,
     )
+    if fsdp_plugin is not None:
+        adopt_fsdp(accelerator, fsdp_plugin)
     set_seed(seed)
-    check_process_group(accelerator)
     return accelerator
 
 

@@ -6,14 +6,14 @@ import os
 from pathlib import Path
 
 import yaml
-from accelerate import Accelerator
+from accelerate import PartialState
 
 from bertkit.core.errors import ConfigError
 
 _LAUNCHERS = ("accelerate", "accelerate.commands.launch", "bertkit.launch")
 
 
-def check_process_group(accelerator: Accelerator) -> None:
+def check_process_group(processes: PartialState) -> None:
     """Refuse processes that were launched together but do not train together.
 
     Two traps of CPU-only machines: `accelerate launch --num_processes 2` without ACCELERATE_USE_CPU=true
@@ -21,11 +21,11 @@ def check_process_group(accelerator: Accelerator) -> None:
     """
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     asked = processes_asked_of_launcher()
-    if launched != accelerator.num_processes or (asked or 1) > accelerator.num_processes:
+    if launched != processes.num_processes or (asked or 1) > processes.num_processes:
         count = max(launched, asked or 1)
         raise ConfigError(
             f"{count} processes were asked for, but they do not form one training group (this process sees "
-            f"{accelerator.num_processes}); on CPUs launch with `python -m bertkit.launch --cpu --num_processes "
+            f"{processes.num_processes}); on CPUs launch with `python -m bertkit.launch --cpu --num_processes "
             f"{count} ...` or `make ... PROCESSES={count}` (gloo), or set ACCELERATE_USE_CPU=true with --multi_gpu"
         )
 

@@ -31,7 +31,7 @@ from bertkit.core.result import TrainResult
 from bertkit.core.seeding import stable_seed
 from bertkit.core.task import Evaluation, TaskData
 from bertkit.settings import MixedPrecision, NonFiniteLoss, TrainerConfig
-from bertkit.training import checkpoints, optim, tracking
+from bertkit.training import checkpoints, engines, optim, tracking
 from bertkit.training.accelerator import weights_agree
 from bertkit.training.batching import LengthGroupedSampler, example_lengths
 from bertkit.training.distillation import Teacher
@@ -142,6 +142,7 @@ class Trainer:
             name: DataLoader(dataset, batch_size=cfg.eval_batch_size, collate_fn=self.data.collate_eval)
             for name, dataset in splits.items()
         }
+        engines.shard_tied_output_together(model, accelerator)
         optimizer = optim.build_optimizer(model, cfg, accelerator.device)
         prepared = accelerator.prepare(model, optimizer, train_loader, *loaders.values())
         self.model, self.optimizer, self.train_loader = prepared[:3]
@@ -375,6 +376,7 @@ class Trainer:
             "eval_seconds_during_training": state.eval_seconds,
             "final_eval_seconds": final_eval_seconds,
             "processes": self.accelerator.num_processes,
+            "distributed_type": str(self.accelerator.distributed_type.value),
             "skipped_nonfinite_steps": state.skipped_steps,
         }
         if self.accelerator.distributed_type in (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
