@@ -54,6 +54,7 @@ setup: ## Create .venv and install bertkit (editable) with its dev extras, CPU t
 	@$(BIN)/python -c "import torch, transformers, bertkit; print('bertkit ready: torch', torch.__version__, '| transformers', transformers.__version__)"
 
 pretrain: ## Pretrain a small BERT on the embedded corpus (EXPERIMENT=, ARGS="overrides", PROCESSES=)
+	$(BIN)/python -m bertkit.prepare +experiment=$(EXPERIMENT) $(ARGS)
 	$(LAUNCH) bertkit/train.py +experiment=$(EXPERIMENT) $(ARGS)
 
 finetune-glue: ## Fine-tune on GLUE (TASK=mrpc|cola|...|all, MODEL=, GLUE_DIR= (default: the Hub), ARGS=)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.config_store import ConfigStore
@@ -22,6 +23,9 @@ from bertkit.core.errors import ConfigError
 from bertkit.core.schema import flat_defaults, require, resumable, resumable_keys
 from bertkit.settings import DistillConfig, ModelConfig, TokenizerConfig, TrainerConfig
 from bertkit.tasks.registry import TASKS, DataConfig
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+"""conf/: the primary config (train.yaml) and its groups, composed by train.py and bertkit.prepare."""
 
 
 @dataclass(kw_only=True, slots=True)

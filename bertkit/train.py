@@ -22,17 +22,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from bertkit import artifacts, config, model, run_dir, tokenizer
+from bertkit import artifacts, config, model, preprocess, run_dir
 from bertkit.core.errors import BertkitError
 from bertkit.tasks.base import CheckpointLabels
-from bertkit.tasks.registry import task_for
 from bertkit.training import distillation, hub, regularisers, tracking
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
 from bertkit.training.trainer import Trainer
 
 log = logging.getLogger("bertkit")
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 config.register_configs()
 
@@ -50,11 +48,7 @@ def run(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 
 
 def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> dict[str, dict[str, Any]]:
-    task = task_for(run_cfg.data)
-    architecture = model.architecture(run_cfg.model)
-    model.check_encoder(run_cfg.model, architecture, task.any_encoder)
-    run_cfg.model = model.with_checkpoint_sizes(run_cfg.model, architecture)
-    model.check_sequence_length(architecture, task.max_seq_length)
+    task, architecture = preprocess.checked_task(run_cfg)
     tracking.check_trackers(run_cfg.trainer.report_to)
     distillation.check_readable(run_cfg.distill)
     if run_cfg.trainer.push_to_hub and run_cfg.trainer.hub_model_id:
@@ -73,15 +67,12 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
         run_log.discard()
 
     with accelerator.main_process_first():  # the main process fills the caches; the others read them
-        cache_dir = Path(run_cfg.cache_dir).expanduser()
-        tok = tokenizer.build(run_cfg.tokenizer, run_cfg.model, lambda: task.training_text(cache_dir), cache_dir)
-        tokenizer.check_fits(run_cfg.model, run_cfg.tokenizer.name_or_path, tok, architecture)
-        tokenizer.fit_inputs(tok, architecture)
-        data = task.build(tok, cache_dir)
+        tok, data = preprocess.build_inputs(run_cfg, task, architecture)
     preprocessing = time.perf_counter() - started
     built = model.build_model(run_cfg.model, data.spec, task.head(run_cfg.model), evaluate_only)
     teacher = distillation.load_teacher(run_cfg.distill, task.head(run_cfg.model), built.model.config, tok, accelerator)
     if teacher is not None:
+        cache_dir = Path(run_cfg.cache_dir).expanduser()
         distillation.attach_cached_logits(teacher, data, cache_dir, run_cfg.trainer.eval_batch_size)
     trainer = Trainer(
         accelerator, run_cfg.trainer, built.model, data, task, plan.run_dir, run_cfg.seed, plan.resume, teacher
@@ -113,7 +104,7 @@ class _Progress:
     """Set once Hydra hands over the composed config: an exit status 1 before it is one of Hydra's errors."""
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=config.CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """One run; in a multirun, returns the score a search sweeper (Optuna) optimizes."""
     _Progress.task_started = True

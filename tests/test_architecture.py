@@ -22,10 +22,12 @@ LAYERS = {
     "bertkit.model": 4,
     "bertkit.training": 5,  # the task-agnostic Trainer and its parts
     "bertkit.artifacts": 6,
+    "bertkit.preprocess": 6,  # the checked task, its tokenizer and data: what train.py and prepare build
     "bertkit.run_dir": 6,  # which run a folder holds, claiming it, its record
     "bertkit.metrics": 6,  # evaluate adapters over the tasks' score functions
     "bertkit.train": 7,
     "bertkit.launch": 7,
+    "bertkit.prepare": 7,
     "bertkit.summarize": 7,
     "bertkit.export": 7,
     "bertkit.predict": 7,
