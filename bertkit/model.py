@@ -22,6 +22,7 @@ from transformers import (
 from bertkit.core.errors import ModelError, missing_checkpoint_message
 from bertkit.core.layers import renumbered
 from bertkit.core.task import Head, TaskSpec
+from bertkit.packing import enable_packing
 from bertkit.settings import SIZES, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,18 @@ def _instance(model_class: Any, config: PretrainedConfig) -> PreTrainedModel:
     return model_class.from_config(config) if hasattr(model_class, "from_config") else model_class(config)
 
 
-def build_model(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: bool = False) -> BuiltModel:
-    """The task's head on the configured BERT, in float32 (mixed precision is applied by Accelerate, not baked in)."""
+def build_model(
+    cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: bool = False, packing: bool = False
+) -> BuiltModel:
+    """The task's head on the configured encoder, in float32 (mixed precision is applied by Accelerate, not
+    baked in); with `packing`, its encoder runs on packed rows (bertkit.packing)."""
+    built = _built(cfg, spec, head, evaluate_only)
+    if packing:
+        enable_packing(built.model, longest_row=spec.max_seq_length)
+    return built
+
+
+def _built(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: bool) -> BuiltModel:
     config = architecture(cfg)
     check_sequence_length(config, spec.max_seq_length)
     if cfg.name_or_path is None:

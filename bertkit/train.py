@@ -69,7 +69,7 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     with accelerator.main_process_first():  # the main process fills the caches; the others read them
         tok, data = preprocess.build_inputs(run_cfg, task, architecture)
     preprocessing = time.perf_counter() - started
-    built = model.build_model(run_cfg.model, data.spec, task.head(run_cfg.model), evaluate_only)
+    built = model.build_model(run_cfg.model, data.spec, task.head(run_cfg.model), evaluate_only, task.cfg.packing)
     teacher = distillation.load_teacher(run_cfg.distill, task.head(run_cfg.model), built.model.config, tok, accelerator)
     if teacher is not None:
         cache_dir = Path(run_cfg.cache_dir).expanduser()

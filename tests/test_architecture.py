@@ -18,6 +18,7 @@ LAYERS = {
     "bertkit.fingerprints": 1,  # what an input file, folder or checkpoint is
     "bertkit.tasks": 2,  # one module or package per task family, and the registry
     "bertkit.config": 3,  # the run's config: every group's schema together
+    "bertkit.packing": 3,  # the encoder's forward pass on packed rows, which the model recipe turns on
     "bertkit.tokenizer": 4,
     "bertkit.model": 4,
     "bertkit.training": 5,  # the task-agnostic Trainer and its parts

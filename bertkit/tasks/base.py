@@ -27,6 +27,7 @@ class DataSettings(Protocol):
     """What every task's data config has."""
 
     max_seq_length: int
+    packing: bool
 
 
 ConfigT = TypeVar("ConfigT", bound=DataSettings)

@@ -117,6 +117,9 @@ class PretrainCorpusConfig:
     """Worker processes for tokenization and instance building (part of the cache fingerprint)."""
     map_batch_size: int = 256
     """Documents per `datasets.map` batch (part of the cache fingerprint)."""
+    packing: bool = False
+    """Run the encoder on rows that each hold several of the batch's instances, attention confined to each
+    (bertkit.packing): the same loss as padded batches with less work where they hold padding."""
     seed: int = 12345
     """Seed of the instance builder and the held-out split, independent of the training seed so that
     runs with other training seeds share one cache."""
