@@ -17,12 +17,14 @@ class MixedPrecision(StrEnum):
     no = "no"
     fp16 = "fp16"
     bf16 = "bf16"
+    auto = "auto"  # bf16 where the device computes it natively, else no
 
 
 class SchedulerKind(StrEnum):
     linear = "linear"
     cosine = "cosine"
     constant = "constant_with_warmup"
+    wsd = "warmup_stable_decay"  # warmup, a constant rate, then a decay over the last decay_ratio of the steps
 
 
 class AttnImplementation(StrEnum):
@@ -169,6 +171,9 @@ class TrainerConfig:
     warmup_steps: int = 0
     warmup_ratio: float = 0.0
     """Warmup as a fraction of all optimizer steps, used when warmup_steps is 0."""
+    decay_ratio: float = 0.1
+    """lr_scheduler=wsd: the final decay (1 - sqrt, to zero) as a fraction of all optimizer steps. A run cut
+    short by max_minutes stops in the stable phase: give wsd runs a max_steps."""
     num_epochs: int = resumable(1)
     max_steps: int | None = resumable(None)
     """Optimizer steps to run; overrides num_epochs when set. 0: no training, only evaluation (and
@@ -223,6 +228,7 @@ class TrainerConfig:
         require(self.max_steps is None or self.max_steps >= 0, "trainer.max_steps", "must be >= 0")
         require(self.warmup_steps >= 0, "trainer.warmup_steps", "must be >= 0")
         require(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
+        require(0 < self.decay_ratio <= 1, "trainer.decay_ratio", "must be in (0, 1]")
         require(self.max_grad_norm >= 0, "trainer.max_grad_norm", "must be >= 0")
         require(0 < self.layer_lr_decay <= 1, "trainer.layer_lr_decay", "must be in (0, 1]")
         require(self.rdrop_alpha >= 0, "trainer.rdrop_alpha", "must be >= 0")

@@ -13,7 +13,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 
-from bertkit.settings import TrainerConfig
+from bertkit.settings import MixedPrecision, TrainerConfig
 from bertkit.training.engines import adopt_fsdp, cpu_forced, cpu_fsdp_plugin, refuse_engines_without_gpu
 from bertkit.training.process_group import check_process_group
 from bertkit.training.tracking import TRACKING_DIR
@@ -33,7 +33,7 @@ def make_accelerator(cfg: TrainerConfig, seed: int, run_dir: Path | None = None)
     accelerator = Accelerator(
         log_with=list(cfg.report_to) or None,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        mixed_precision=str(cfg.mixed_precision),
+        mixed_precision=resolved_precision(cfg.mixed_precision, processes.device),
         # non_blocking: batches from pinned memory reach the GPU without the host waiting for the device.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed, non_blocking=True),
         project_config=ProjectConfiguration(
@@ -49,6 +49,21 @@ def make_accelerator(cfg: TrainerConfig, seed: int, run_dir: Path | None = None)
         adopt_fsdp(accelerator, fsdp_plugin)
     set_seed(seed)
     return accelerator
+
+
+def resolved_precision(precision: MixedPrecision, device: torch.device) -> str:
+    """trainer.mixed_precision for Accelerate: `auto` is bf16 where the device computes it natively (a GPU
+    with bf16, a CPU with AVX-512 BF16 or AMX), else no (emulated bf16 is slower than float32)."""
+    if precision != MixedPrecision.auto:
+        return str(precision)
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    else:
+        native = False
+    log.info("trainer.mixed_precision=auto: %s on this %s", "bf16" if native else "no", device.type)
+    return "bf16" if native else "no"
 
 
 def release_accelerator() -> None:

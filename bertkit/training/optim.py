@@ -10,7 +10,7 @@ import torch
 from transformers import get_scheduler
 
 from bertkit.core.layers import layer_index
-from bertkit.settings import TrainerConfig
+from bertkit.settings import SchedulerKind, TrainerConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,16 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainerConfig, device: torch.de
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: TrainerConfig, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warmup, then linear or cosine decay to zero (or constant) over total_steps; every group's rate
-    follows the same curve, scaled by its own starting rate."""
+    """Linear warmup, then linear or cosine decay to zero, constant, or constant then a 1 - sqrt decay over the
+    last decay_ratio of the steps (wsd); every group's rate follows the same curve, scaled by its own."""
     warmup = cfg.warmup_steps or math.ceil(cfg.warmup_ratio * total_steps)
-    return get_scheduler(str(cfg.lr_scheduler), optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+    specific = {}
+    if cfg.lr_scheduler == SchedulerKind.wsd:
+        specific = {"num_decay_steps": math.ceil(cfg.decay_ratio * total_steps), "decay_type": "1-sqrt"}
+    return get_scheduler(
+        str(cfg.lr_scheduler),
+        optimizer,
+        num_warmup_steps=warmup,
+        num_training_steps=total_steps,
+        scheduler_specific_kwargs=specific,
+    )

@@ -1,0 +1,54 @@
+"""The modern pretraining recipe: a warmup-stable-decay schedule, bf16 where native, and the preset that
+puts them together with masked-LM-only training at 30% masking on packed batches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bertkit import train
+from bertkit.settings import MixedPrecision, SchedulerKind, TrainerConfig
+from bertkit.training import accelerator as accelerator_module
+from bertkit.training.optim import build_scheduler
+
+from .conftest import TINY_OVERRIDES, compose_config
+
+
+def test_wsd_warms_up_holds_then_decays_to_zero_over_the_last_steps():
+    cfg = TrainerConfig(learning_rate=1.0, lr_scheduler=SchedulerKind.wsd, warmup_steps=10, decay_ratio=0.2)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = build_scheduler(optimizer, cfg, total_steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == 0 and rates[5] == pytest.approx(0.5)
+    assert all(rate == pytest.approx(1.0) for rate in rates[10:80])  # stable
+    decay = rates[80:]
+    assert all(a > b for a, b in zip(decay, decay[1:], strict=False)) and decay[-1] < 0.25
+    # 1 - sqrt: the rate falls slowly at first; halfway through the decay it is 1 - sqrt(0.5)
+    assert rates[90] == pytest.approx(1 - 0.5**0.5, abs=0.01)
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, False, "bf16"), (False, True, "bf16"),
+                                                            (False, False, "no")])  # fmt: skip
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(monkeypatch, avx512_bf16, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert accelerator_module.resolved_precision(MixedPrecision.auto, torch.device("cpu")) == expected
+    assert accelerator_module.resolved_precision(MixedPrecision.no, torch.device("cpu")) == "no"
+
+
+def test_the_modern_preset_trains_a_masked_lm_on_packed_batches(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    train.run(compose_config(["+experiment=pretrain_modern", *TINY_OVERRIDES, "trainer.max_steps=4",
+                              f"cache_dir={cache_dir}", f"output_dir={run_dir}"]))  # fmt: skip
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "mlm_accuracy" in metrics["heldout"] and "nsp_accuracy" not in metrics["heldout"]
+    recorded = (run_dir / "config.yaml").read_text()
+    for setting in ("packing: true", "mlm_probability: 0.3", "lr_scheduler: wsd", "decay_ratio: 0.2"):
+        assert setting in recorded
+    assert json.loads((run_dir / "model" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
