@@ -14,6 +14,7 @@ from transformers import (
     AutoConfig,
     AutoTokenizer,
     BertConfig,
+    ModernBertConfig,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -58,7 +59,7 @@ def architecture(cfg: ModelConfig) -> PretrainedConfig:
     """The encoder's configuration: read from the checkpoint's config.json (any architecture), or a BERT built
     from the preset sizes; the dropout settings, where given, under the architecture's own names."""
     if cfg.name_or_path is None:
-        config: PretrainedConfig = BertConfig(**{key: getattr(cfg, key) for key in SIZES})
+        config = _from_scratch(cfg)
     else:
         try:
             config = AutoConfig.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
@@ -73,6 +74,16 @@ def architecture(cfg: ModelConfig) -> PretrainedConfig:
         elif value is not None:
             log.warning("%s configs have no %s: the dropout setting is not applied", config.model_type, name)
     return config
+
+
+def _from_scratch(cfg: ModelConfig) -> PretrainedConfig:
+    """The configuration of an encoder built from the preset sizes: BERT's, or ModernBERT's (which has no
+    token types)."""
+    sizes = {key: getattr(cfg, key) for key in SIZES}
+    if cfg.architecture == "modernbert":
+        del sizes["type_vocab_size"]
+        return ModernBertConfig(**sizes)
+    return BertConfig(**sizes)
 
 
 def _dropout_names(config: PretrainedConfig) -> tuple[str, str]:
@@ -96,15 +107,24 @@ def _keep_layers_of(config: PretrainedConfig, keep: list[int]) -> None:
         config.layer_types = [config.layer_types[index] for index in keep]
 
 
-def check_encoder(cfg: ModelConfig, config: PretrainedConfig, any_encoder: bool) -> None:
-    """Before any work: a task whose head is BERT's (pretraining) refuses another architecture's checkpoint,
-    whose weights would not load into it."""
-    if not any_encoder and config.model_type != "bert":
-        kind = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
+def check_encoder(cfg: ModelConfig, config: PretrainedConfig, encoder_types: frozenset[str] | None) -> None:
+    """Before any work: a task whose head exists for some architectures only (pretraining's) refuses another
+    architecture, whose weights would not load into it."""
+    if encoder_types is None or config.model_type in encoder_types:
+        return
+    accepted = " or ".join(_NAMES.get(kind, kind) for kind in sorted(encoder_types))
+    if cfg.name_or_path is None:
         raise ModelError(
-            f"model.name_or_path={cfg.name_or_path!r} is a {config.model_type} checkpoint ({kind}); this task "
-            "trains a BERT: choose a BERT checkpoint (fine-tuning tasks take any encoder)"
+            f"model.architecture={cfg.architecture}: this task trains a {accepted} (data.objective=mlm trains either)"
         )
+    kind = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
+    raise ModelError(
+        f"model.name_or_path={cfg.name_or_path!r} is a {config.model_type} checkpoint ({kind}); this task "
+        f"trains a {accepted}: choose a {accepted} checkpoint (fine-tuning tasks take any encoder)"
+    )
+
+
+_NAMES = {"bert": "BERT", "modernbert": "ModernBERT"}
 
 
 def position_limit(config: PretrainedConfig) -> int:
@@ -120,7 +140,7 @@ def with_checkpoint_sizes(cfg: ModelConfig, config: PretrainedConfig) -> ModelCo
     if cfg.name_or_path is None:
         return cfg
     sizes: dict[str, Any] = {key: getattr(config, key, None) for key in SIZES}
-    return replace(cfg, **sizes)
+    return replace(cfg, **sizes, architecture=config.model_type)
 
 
 def check_sequence_length(config: PretrainedConfig, max_seq_length: int, setting: str = "data.max_seq_length") -> None:
@@ -164,8 +184,7 @@ def _built(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: bool) ->
     config = architecture(cfg)
     check_sequence_length(config, spec.max_seq_length)
     if cfg.name_or_path is None:
-        config.vocab_size = spec.vocab_size
-        config.pad_token_id = spec.pad_token_id
+        _use_vocabulary(config, spec)
     config._attn_implementation = _attention(cfg, head, config)
     for name, value in head.config.items():
         setattr(config, name, value)
@@ -181,6 +200,18 @@ def _built(cfg: ModelConfig, spec: TaskSpec, head: Head, evaluate_only: bool) ->
             "(unset trainer.max_steps), or give a checkpoint fine-tuned for this task"
         )
     return built
+
+
+def _use_vocabulary(config: PretrainedConfig, spec: TaskSpec) -> None:
+    """A model from scratch takes the tokenizer's size and special tokens (ModernBERT's config names its
+    [CLS] and [SEP] as bos/cls and eos/sep; defaults from another vocabulary would point outside this one)."""
+    config.vocab_size = spec.vocab_size
+    config.pad_token_id = spec.pad_token_id
+    for names, token_id in ((("cls_token_id", "bos_token_id"), spec.cls_token_id),
+                            (("sep_token_id", "eos_token_id"), spec.sep_token_id)):  # fmt: skip
+        for name in names:
+            if getattr(config, name, None) is not None:
+                setattr(config, name, token_id)
 
 
 def _from_checkpoint(cfg: ModelConfig, head: Head, config: PretrainedConfig) -> BuiltModel:

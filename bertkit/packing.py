@@ -27,8 +27,12 @@ from typing import Any, cast
 
 import torch
 from transformers import PreTrainedModel
-from transformers.masking_utils import create_bidirectional_mask, packed_sequence_mask_function
-from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions
+from transformers.masking_utils import (
+    create_bidirectional_mask,
+    create_bidirectional_sliding_window_mask,
+    packed_sequence_mask_function,
+)
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPoolingAndCrossAttentions
 
 from bertkit.core.errors import ModelError
 
@@ -127,14 +131,65 @@ def row_length_for(lengths: list[int], batch_length: int, longest_row: int, hidd
 def enable_packing(model: PreTrainedModel, longest_row: int | None = None) -> None:
     """Make the model's encoder run on packed rows (see the module's docstring), each batch in rows of the
     length from its own up to `longest_row` that costs least (row_length_for). Encoders built as BERT is
-    (embeddings, encoder, optional pooler: BERT, RoBERTa, XLM-R, CamemBERT) can; others are refused."""
+    (embeddings, encoder, pooler: BERT, RoBERTa, XLM-R, CamemBERT) and ModernBERT can; others are refused."""
     base = model.base_model
-    if not all(hasattr(base, part) for part in ("embeddings", "encoder", "pooler")) or base.config.is_decoder:
+    if base.config.model_type == "modernbert":
+        packed_forward: Any = _packed_modernbert_forward
+    elif all(hasattr(base, part) for part in ("embeddings", "encoder", "pooler")) and not base.config.is_decoder:
+        packed_forward = _packed_forward
+    else:
         raise ModelError(
-            f"data.packing=true: {type(base).__name__} is not built as BERT is (embeddings, encoder, pooler); "
-            "packing supports BERT-style encoders (BERT, RoBERTa, XLM-R); set data.packing=false"
+            f"data.packing=true: {type(base).__name__} is neither built as BERT is (embeddings, encoder, pooler) "
+            "nor a ModernBERT; packing supports those (BERT, RoBERTa, XLM-R, ModernBERT); set data.packing=false"
         )
-    base.forward = types.MethodType(functools.partial(_packed_forward, longest_row=longest_row), base)
+    base.forward = types.MethodType(functools.partial(packed_forward, longest_row=longest_row), base)
+
+
+def _layout(config: Any, attention_mask: torch.Tensor, longest_row: int | None) -> Layout:
+    lengths, batch_length = attention_mask.sum(dim=1).tolist(), attention_mask.shape[1]
+    row_length = row_length_for(lengths, batch_length, longest_row or batch_length, config.hidden_size)
+    return Layout.of(attention_mask, row_length)
+
+
+def _sequence_masks(config: Any, layout: Layout, like: torch.Tensor, sliding: bool = False) -> Any:
+    """The attention mask of the packed rows in the form the attention implementation takes (None for flash
+    attention, whose variable-length kernels read the restarting position ids instead)."""
+    if config._attn_implementation in _FLASH:
+        return None
+    build = create_bidirectional_sliding_window_mask if sliding else create_bidirectional_mask
+    return build(
+        config=config,
+        inputs_embeds=like,
+        attention_mask=torch.ones(layout.sequence_ids.shape, dtype=torch.bool, device=like.device),
+        and_mask_function=packed_sequence_mask_function(layout.sequence_ids),
+    )
+
+
+def _packed_modernbert_forward(
+    self: Any,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    longest_row: int | None = None,
+    **kwargs: Any,
+) -> BaseModelOutput:
+    """ModernBERT on packed rows: its embeddings know no positions, so the ids themselves are packed, and the
+    rows' restarting position ids give each sequence its own rotary positions; its global and local attention
+    layers each get their mask, confined to the sequence."""
+    given = kwargs.pop("inputs_embeds", None), kwargs.pop("position_ids", None)
+    if input_ids is None or any(value is not None for value in given):
+        raise ModelError("data.packing=true packs input_ids; this call gave embeddings or positions")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    layout = _layout(self.config, attention_mask, longest_row)
+    ids = layout.pack(input_ids[..., None])[..., 0]
+    like = torch.empty((*ids.shape, 1), dtype=self.embeddings.tok_embeddings.weight.dtype, device=ids.device)
+    masks = {"full_attention": _sequence_masks(self.config, layout, like),
+             "sliding_attention": _sequence_masks(self.config, layout, like, sliding=True)}  # fmt: skip
+    output = type(self).forward(self, input_ids=ids, attention_mask=masks, position_ids=layout.position_ids, **kwargs)
+    output.last_hidden_state = layout.unpack(output.last_hidden_state)
+    if output.hidden_states is not None:
+        output.hidden_states = tuple(layout.unpack(hidden) for hidden in output.hidden_states)
+    return output
 
 
 def _packed_forward(
@@ -153,19 +208,9 @@ def _packed_forward(
     )
     if attention_mask is None:
         attention_mask = torch.ones(embedded.shape[:2], dtype=torch.long, device=embedded.device)
-    lengths, batch_length = attention_mask.sum(dim=1).tolist(), attention_mask.shape[1]
-    row_length = row_length_for(lengths, batch_length, longest_row or batch_length, self.config.hidden_size)
-    layout = Layout.of(attention_mask, row_length)
+    layout = _layout(self.config, attention_mask, longest_row)
     packed = layout.pack(embedded)
-    if self.config._attn_implementation in _FLASH:
-        mask = None  # the variable-length kernels find each sequence from the restarting position ids
-    else:
-        mask = create_bidirectional_mask(
-            config=self.config,
-            inputs_embeds=packed,
-            attention_mask=torch.ones(layout.sequence_ids.shape, dtype=torch.bool, device=packed.device),
-            and_mask_function=packed_sequence_mask_function(layout.sequence_ids),
-        )
+    mask = _sequence_masks(self.config, layout, packed)
     with _layer_outputs(self.encoder, wanted=bool(kwargs.get("output_hidden_states"))) as layer_outputs:
         encoded = self.encoder(packed, attention_mask=mask, position_ids=layout.position_ids).last_hidden_state
     sequence_output = layout.unpack(encoded)

@@ -18,7 +18,7 @@ def checked_task(run_cfg: config.RunConfig) -> tuple[Task, PretrainedConfig]:
     """The run's task and its model's architecture, checked together; run_cfg.model gets the checkpoint's sizes."""
     task = task_for(run_cfg.data)
     architecture = model.architecture(run_cfg.model)
-    model.check_encoder(run_cfg.model, architecture, task.any_encoder)
+    model.check_encoder(run_cfg.model, architecture, task.encoder_types)
     run_cfg.model = model.with_checkpoint_sizes(run_cfg.model, architecture)
     model.check_sequence_length(architecture, task.max_seq_length)
     return task, architecture

@@ -27,6 +27,10 @@ class SchedulerKind(StrEnum):
     wsd = "warmup_stable_decay"  # warmup, a constant rate, then a decay over the last decay_ratio of the steps
 
 
+SCRATCH_ARCHITECTURES = ("bert", "modernbert")
+"""The encoders bertkit builds from scratch (model.architecture with no checkpoint)."""
+
+
 class AttnImplementation(StrEnum):
     sdpa = "sdpa"
     eager = "eager"
@@ -94,6 +98,10 @@ class ModelConfig:
 
     name_or_path: str | None = input_path(None)
     """Checkpoint folder or Hub id to start from. None: initialise from scratch with the sizes below."""
+    architecture: str = "bert"
+    """The encoder built from scratch: bert, or modernbert (rotary positions, alternating global and local
+    attention, GLU feed-forward, no token types). With a checkpoint, its own config.json decides; the run's
+    record then names its model type."""
     # The sizes: null with a checkpoint (model=pretrained), whose config.json decides them; config.yaml records
     # the checkpoint's values, so that it tells what was trained.
     hidden_size: int | None = 128
@@ -120,6 +128,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.name_or_path is None:
+            require(
+                self.architecture in SCRATCH_ARCHITECTURES,
+                "model.architecture",
+                f"{self.architecture!r}: a model trained from scratch is one of {', '.join(SCRATCH_ARCHITECTURES)}",
+            )
             for key in (*SIZES, "hidden_dropout_prob", "attention_probs_dropout_prob"):
                 require(getattr(self, key) is not None, f"model.{key}", "a model trained from scratch needs it")
             assert self.hidden_size is not None and self.num_attention_heads is not None

@@ -7,8 +7,10 @@ import json
 
 import pytest
 import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from bertkit import train
+from bertkit.core.errors import ModelError
 from bertkit.settings import MixedPrecision, SchedulerKind, TrainerConfig
 from bertkit.training import accelerator as accelerator_module
 from bertkit.training.optim import build_scheduler
@@ -52,3 +54,22 @@ def test_the_modern_preset_trains_a_masked_lm_on_packed_batches(tmp_path, cache_
     for setting in ("packing: true", "mlm_probability: 0.3", "lr_scheduler: wsd", "decay_ratio: 0.2"):
         assert setting in recorded
     assert json.loads((run_dir / "model" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+
+
+def test_a_modernbert_from_scratch_pretrains_on_packed_batches_into_a_plain_folder(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    train.run(compose_config(["+experiment=pretrain_modern", "model=modernbert_tiny", *TINY_OVERRIDES,
+                              "trainer.max_steps=4", f"cache_dir={cache_dir}", f"output_dir={run_dir}"]))  # fmt: skip
+    assert json.loads((run_dir / "metrics.json").read_text())["heldout"]["mlm_predictions"] > 0
+    model = AutoModelForMaskedLM.from_pretrained(run_dir / "model")
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
+    assert type(model).__name__ == "ModernBertForMaskedLM" and model.config.sparse_prediction
+    assert (model.config.cls_token_id, model.config.sep_token_id) == (tokenizer.cls_token_id, tokenizer.sep_token_id)
+    assert "token_type_ids" not in tokenizer.model_input_names
+
+
+def test_a_modernbert_with_a_sentence_pair_objective_is_refused(tmp_path, cache_dir):
+    with pytest.raises(ModelError, match=r"architecture=modernbert: this task trains a BERT \(data.objective=mlm"):
+        train.run(compose_config(["+experiment=pretrain_tiny", "model=modernbert_tiny", *TINY_OVERRIDES,
+                                  f"cache_dir={cache_dir}", f"output_dir={tmp_path / 'run'}"]))  # fmt: skip
+    assert not (tmp_path / "run").exists()

@@ -15,6 +15,9 @@ from transformers import (
     BertForTokenClassification,
     DistilBertConfig,
     DistilBertForSequenceClassification,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
+    ModernBertForSequenceClassification,
 )
 
 from bertkit import train
@@ -87,7 +90,7 @@ def batch_for(model, batch: int = 6, length: int = 20, seed: int = 0) -> dict[st
     ids = torch.randint(5, 100, (batch, length), generator=generator) * mask
     types = (torch.arange(length) >= lengths[:, None] // 2).long() * mask
     inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    if isinstance(model, BertForSequenceClassification):
+    if isinstance(model, (BertForSequenceClassification, ModernBertForSequenceClassification)):
         inputs["labels"] = torch.randint(0, 3, (batch,), generator=generator)
     elif isinstance(model, BertForTokenClassification):
         inputs["labels"] = torch.where(mask.bool(), torch.randint(0, 3, (batch, length), generator=generator), -100)
@@ -130,6 +133,33 @@ def test_multiple_choice_packs_every_choice_of_every_question():
     inputs = {key: flat[key].view(2, 4, -1) for key in ("input_ids", "attention_mask", "token_type_ids")}
     inputs["labels"] = torch.tensor([1, 3])
     assert abs(padded(**inputs).loss.item() - packed(**inputs).loss.item()) < 1e-5
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("model_class", [ModernBertForMaskedLM, ModernBertForSequenceClassification])
+def test_modernbert_packs_with_its_global_and_local_attention(model_class, attention):
+    """Rotary positions restart with each sequence; the local layers' 8-token window is narrower than the
+    sequences, so it matters, and must stay inside each."""
+    config = ModernBertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                              intermediate_size=48, max_position_embeddings=64, local_attention=8, num_labels=3,
+                              pad_token_id=0, cls_token_id=1, sep_token_id=2, bos_token_id=1, eos_token_id=2,
+                              sparse_prediction=True, attn_implementation=attention)  # fmt: skip
+    torch.manual_seed(0)
+    padded = model_class(config)
+    packed = copy.deepcopy(padded)
+    enable_packing(packed, longest_row=32)
+    for seed in range(3):
+        inputs = batch_for(padded, seed=seed)
+        del inputs["token_type_ids"]
+        if model_class is ModernBertForMaskedLM:
+            del inputs["next_sentence_label"]
+        expected, got = padded(**inputs), packed(**inputs)
+        assert abs(expected.loss.item() - got.loss.item()) < 1e-5
+        expected.loss.backward()
+        got.loss.backward()
+    for (name, a), b in zip(padded.named_parameters(), packed.parameters(), strict=True):
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=1e-6), name
 
 
 def test_hidden_states_come_back_in_the_padded_layout():

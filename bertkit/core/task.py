@@ -34,10 +34,18 @@ class TaskSpec:
     """Tokens in the tokenizer; the model's embedding matrix must hold at least this many."""
     pad_token_id: int
     max_seq_length: int
+    cls_token_id: int | None = None
+    sep_token_id: int | None = None
 
     @classmethod
     def of(cls, tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> TaskSpec:
-        return cls(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, max_seq_length=max_seq_length)
+        return cls(
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            max_seq_length=max_seq_length,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+        )
 
 
 @dataclass(kw_only=True)

@@ -131,8 +131,8 @@ class Task(ABC, Generic[ConfigT]):
     headline metrics and model-card facts. `build` comes first; the rest may use what it learned from the data
     (label names, tag sets, answer offsets)."""
 
-    any_encoder: bool = True
-    """The head fits any encoder the transformers Auto classes load; False: a BERT only (pretraining's heads)."""
+    encoder_types: frozenset[str] | None = None
+    """The model types (config.json's model_type) the head fits; None: any encoder the Auto classes load."""
     compares_outputs: bool = False
     """`output_distributions` reads the model's outputs as distributions (R-Drop and distillation need it)."""
 

@@ -116,6 +116,7 @@ class PretrainingCollator:
         seed: int,
         pad_to_multiple_of: int | None = 8,
         pair_label: str | None = "next_sentence_label",
+        token_types: bool = True,
     ) -> None:
         self.tables = tables
         self.masking = masking
@@ -123,12 +124,16 @@ class PretrainingCollator:
         self.pad_to_multiple_of = pad_to_multiple_of
         self.pair_label = pair_label
         """Column of the segment-pair label; None: single segments (all token type 0)."""
+        self.token_types = token_types
+        """Batches carry token_type_ids (False for a model without type embeddings, e.g. ModernBERT)."""
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         lengths = [len(f["input_ids"]) for f in features]
         input_ids, attention_mask = self._padded(features, lengths)
-        batch = {"attention_mask": attention_mask.long(), "token_type_ids": self._segments(input_ids, attention_mask)}
+        batch = {"attention_mask": attention_mask.long()}
+        if self.token_types:
+            batch["token_type_ids"] = self._segments(input_ids, attention_mask)
         if "labels" in features[0]:
             labels = torch.full_like(input_ids, IGNORE_INDEX)
             for row, feature in enumerate(features):

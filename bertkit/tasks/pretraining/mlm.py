@@ -11,7 +11,7 @@ from typing import Any
 
 import datasets
 import torch
-from transformers import BertForMaskedLM, PreTrainedModel
+from transformers import BertForMaskedLM, ModernBertForMaskedLM, PreTrainedModel
 
 from bertkit.tasks.pretraining.heads import MaskedLMOnlyBertForMaskedLM
 from bertkit.tasks.pretraining.instances import BuildSettings, InstanceBuilder, PackedText
@@ -19,10 +19,14 @@ from bertkit.tasks.pretraining.objective import PretrainingObjective
 
 
 class MaskedLM(PretrainingObjective):
+    encoder_types = frozenset({"bert", "modernbert"})
+
     def builder(self, tokenized: datasets.Dataset, settings: BuildSettings) -> InstanceBuilder:
         return PackedText(tokenized, settings)
 
-    def model_class(self, masked_positions_only: bool) -> type[PreTrainedModel]:
+    def model_class(self, masked_positions_only: bool, architecture: str = "bert") -> type[PreTrainedModel]:
+        if architecture == "modernbert":
+            return ModernBertForMaskedLM
         return MaskedLMOnlyBertForMaskedLM if masked_positions_only else BertForMaskedLM
 
     def mlm_logits(self, output: Any) -> torch.Tensor:

@@ -41,7 +41,7 @@ class MaskedLMAndNextSentence(PretrainingObjective):
     def builder(self, tokenized: datasets.Dataset, settings: BuildSettings) -> InstanceBuilder:
         return SegmentPairs(tokenized, settings, self.pair_label, create_instances)
 
-    def model_class(self, masked_positions_only: bool) -> type[PreTrainedModel]:
+    def model_class(self, masked_positions_only: bool, architecture: str = "bert") -> type[PreTrainedModel]:
         return MaskedLMOnlyBertForPreTraining if masked_positions_only else BertForPreTraining
 
 

@@ -24,13 +24,15 @@ class PretrainingObjective(ABC):
     """What, in an error message, needs at least two documents per split."""
     label_share: ClassVar[tuple[str, str] | None] = None
     """(statistic, instance column): the statistic reports the share of instances whose pair label is 1."""
+    encoder_types: ClassVar[frozenset[str]] = frozenset({"bert"})
+    """The model types the objective's head exists for (BERT's pretraining heads: BERT only)."""
 
     @abstractmethod
     def builder(self, tokenized: datasets.Dataset, settings: BuildSettings) -> InstanceBuilder:
         """The instance builder of one split."""
 
     @abstractmethod
-    def model_class(self, masked_positions_only: bool) -> type[PreTrainedModel]:
+    def model_class(self, masked_positions_only: bool, architecture: str = "bert") -> type[PreTrainedModel]:
         """The head: a transformers class, or its subclass that scores masked positions only."""
 
     def mlm_logits(self, output: Any) -> torch.Tensor:

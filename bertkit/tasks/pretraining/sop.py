@@ -37,7 +37,7 @@ class MaskedLMAndSentenceOrder(PretrainingObjective):
     def builder(self, tokenized: datasets.Dataset, settings: BuildSettings) -> InstanceBuilder:
         return SegmentPairs(tokenized, settings, self.pair_label, create_instances)
 
-    def model_class(self, masked_positions_only: bool) -> type[PreTrainedModel]:
+    def model_class(self, masked_positions_only: bool, architecture: str = "bert") -> type[PreTrainedModel]:
         return MaskedLMOnlyBertForSentenceOrder if masked_positions_only else BertForPreTraining
 
 

@@ -45,7 +45,6 @@ HELD_OUT = "heldout"
 class PretrainingTask(Task[PretrainCorpusConfig]):
     """Masked language modelling, with the sentence-pair task of the objective, scored on held-out documents."""
 
-    any_encoder = False  # BERT's pretraining heads
     majority_token: int
     majority_label: int | None
     every_position: bool = False
@@ -55,6 +54,10 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
     @property
     def objective(self) -> PretrainingObjective:
         return OBJECTIVES[self.cfg.objective]
+
+    @property
+    def encoder_types(self) -> frozenset[str]:  # type: ignore[override]
+        return self.objective.encoder_types
 
     @property
     def headline_metrics(self) -> tuple[str, ...]:
@@ -83,7 +86,11 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
         share = self.objective.label_share
         self.majority_label = None if share is None else int(stats["train"][share[0]] > 0.5)
         collate = PretrainingCollator(
-            tables, self.cfg.masking, seed=self.cfg.seed, pair_label=self.objective.pair_label
+            tables,
+            self.cfg.masking,
+            seed=self.cfg.seed,
+            pair_label=self.objective.pair_label,
+            token_types="token_type_ids" in tokenizer.model_input_names,
         )
         return TaskData(
             spec=TaskSpec.of(tokenizer, self.cfg.max_seq_length),
@@ -131,7 +138,10 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
 
     def head(self, model: ModelConfig) -> Head:
         self.every_position = not model.masked_positions_only
-        return Head(model_class=self.objective.model_class(model.masked_positions_only))
+        head_class = self.objective.model_class(model.masked_positions_only, model.architecture)
+        # ModernBERT's own masked-LM head scores only the labelled positions when asked to
+        sparse = {"sparse_prediction": model.masked_positions_only} if model.architecture == "modernbert" else {}
+        return Head(model_class=head_class, config=sparse)
 
     def gather(self, batch: Batch, output: Any) -> dict[str, torch.Tensor]:
         return self.objective.gather(batch, output, self.every_position)
