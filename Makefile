@@ -80,6 +80,7 @@ finetune-ner: ## Fine-tune on CoNLL-2003 NER (MODEL=, CONLL_DIR= (default: the H
 bench: ## Speed benchmarks against stock Hugging Face (ratios; tables in benchmarks/results/bench.md)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/pretrain_throughput.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/finetune_throughput.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/packing.py
 	$(if $(and $(GOOGLE_BERT_DIR),$(TF_PYTHON)),$(BIN)/python benchmarks/corpus_building.py \
 		--google-bert "$(GOOGLE_BERT_DIR)" --tf-python "$(TF_PYTHON)",\
 		@echo "corpus building skipped: its baseline needs GOOGLE_BERT_DIR= and TF_PYTHON= (benchmarks/README.md)")
