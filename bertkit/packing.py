@@ -3,13 +3,16 @@ sequences, with attention confined to each sequence, instead of on one padded ro
 
 A batch comes padded as ever (the tasks' collators are unchanged). The encoder's forward pass then:
 
-1. embeds it as padded (so position ids and token type ids are each sequence's own, from 0),
-2. moves the real tokens into rows of the batch's padded length, filled by a greedy best-fit packer,
+1. embeds it as padded (so position ids and token type ids are each sequence's own, from 0); ModernBERT,
+   whose embeddings know no positions, packs the ids instead and gets restarting rotary positions,
+2. moves the real tokens into rows (of a length chosen per batch, row_length_for), filled by a greedy
+   best-fit packer,
 3. runs the transformer layers on those rows with a block-diagonal mask, built by transformers' mask
    interface for the model's attention implementation (SDPA and eager on CPU, flex attention; flash attention
-   reads the restarting position ids instead, its variable-length kernels),
+   reads the restarting position ids instead, its variable-length kernels); ModernBERT's local layers get
+   their window inside each sequence too,
 4. moves the outputs back to the padded layout, where the pooler reads each sequence's own [CLS] and the
-   heads (masked-only MLM, NSP/SOP, classification, token classification) run unchanged.
+   heads (masked-only MLM, NSP/SOP, classification, token classification, multiple choice) run unchanged.
 
 So the same sequences give the same loss as the padded computation, to float rounding, with less work
 wherever the batch holds padding. Empty slots at the ends of rows attend only to each other: a query that
