@@ -40,6 +40,8 @@ from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPo
 from bertkit.core.errors import ModelError
 
 _FLASH = ("flash_attention_2", "flash_attention_3", "flash_attention_4")
+BERT_BUILT = frozenset({"bert", "roberta", "xlm-roberta", "camembert"})
+"""Encoders built as BERT is (embeddings with absolute positions, encoder, pooler of dense + tanh)."""
 
 
 def best_fit_rows(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -138,12 +140,12 @@ def enable_packing(model: PreTrainedModel, longest_row: int | None = None) -> No
     base = model.base_model
     if base.config.model_type == "modernbert":
         packed_forward: Any = _packed_modernbert_forward
-    elif all(hasattr(base, part) for part in ("embeddings", "encoder", "pooler")) and not base.config.is_decoder:
+    elif base.config.model_type in BERT_BUILT and not getattr(base.config, "is_decoder", False):
         packed_forward = _packed_forward
     else:
         raise ModelError(
-            f"data.packing=true: {type(base).__name__} is neither built as BERT is (embeddings, encoder, pooler) "
-            "nor a ModernBERT; packing supports those (BERT, RoBERTa, XLM-R, ModernBERT); set data.packing=false"
+            f"data.packing=true: {type(base).__name__} ({base.config.model_type}) is not one of the encoders "
+            f"packing supports ({', '.join(sorted(BERT_BUILT))}, modernbert); set data.packing=false"
         )
     base.forward = types.MethodType(functools.partial(packed_forward, longest_row=longest_row), base)
 
@@ -175,20 +177,22 @@ def _packed_modernbert_forward(
     longest_row: int | None = None,
     **kwargs: Any,
 ) -> BaseModelOutput:
-    """ModernBERT on packed rows: its embeddings know no positions, so the ids themselves are packed, and the
-    rows' restarting position ids give each sequence its own rotary positions; its global and local attention
-    layers each get their mask, confined to the sequence."""
+    """ModernBERT on packed rows: its token embeddings are looked up on the padded layout (where adversarial
+    training perturbs them, per example) and packed, its embedding norm and dropout then work per token, the
+    rows' restarting position ids give each sequence its own rotary positions, and its global and local
+    attention layers each get their mask, confined to the sequence."""
     given = kwargs.pop("inputs_embeds", None), kwargs.pop("position_ids", None)
     if input_ids is None or any(value is not None for value in given):
-        raise ModelError("data.packing=true packs input_ids; this call gave embeddings or positions")
+        raise ModelError("data.packing=true packs the batch's input_ids; this call gave embeddings or positions")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     layout = _layout(self.config, attention_mask, longest_row)
-    ids = layout.pack(input_ids[..., None])[..., 0]
-    like = torch.empty((*ids.shape, 1), dtype=self.embeddings.tok_embeddings.weight.dtype, device=ids.device)
-    masks = {"full_attention": _sequence_masks(self.config, layout, like),
-             "sliding_attention": _sequence_masks(self.config, layout, like, sliding=True)}  # fmt: skip
-    output = type(self).forward(self, input_ids=ids, attention_mask=masks, position_ids=layout.position_ids, **kwargs)
+    packed = layout.pack(self.embeddings.tok_embeddings(input_ids))
+    masks = {"full_attention": _sequence_masks(self.config, layout, packed),
+             "sliding_attention": _sequence_masks(self.config, layout, packed, sliding=True)}  # fmt: skip
+    output = type(self).forward(
+        self, inputs_embeds=packed, attention_mask=masks, position_ids=layout.position_ids, **kwargs
+    )
     output.last_hidden_state = layout.unpack(output.last_hidden_state)
     if output.hidden_states is not None:
         output.hidden_states = tuple(layout.unpack(hidden) for hidden in output.hidden_states)

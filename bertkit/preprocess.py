@@ -10,17 +10,20 @@ from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from bertkit import config, model, tokenizer
 from bertkit.core.task import TaskData
-from bertkit.tasks.base import Task
+from bertkit.tasks.base import CheckpointLabels, Task
 from bertkit.tasks.registry import task_for
 
 
 def checked_task(run_cfg: config.RunConfig) -> tuple[Task, PretrainedConfig]:
-    """The run's task and its model's architecture, checked together; run_cfg.model gets the checkpoint's sizes."""
+    """The run's task and its model's architecture, checked together; run_cfg.model gets the checkpoint's sizes.
+    A checkpoint evaluated as it is (max_steps=0) gives the task its labels (they key the task's data cache)."""
     task = task_for(run_cfg.data)
     architecture = model.architecture(run_cfg.model)
     model.check_encoder(run_cfg.model, architecture, task.encoder_types)
     run_cfg.model = model.with_checkpoint_sizes(run_cfg.model, architecture)
     model.check_sequence_length(architecture, task.max_seq_length)
+    if run_cfg.trainer.max_steps == 0 and run_cfg.model.name_or_path is not None:
+        task.use_checkpoint_labels(CheckpointLabels.of(run_cfg.model.name_or_path, architecture))
     return task, architecture
 
 

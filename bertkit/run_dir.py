@@ -132,6 +132,8 @@ def _changes(run: RunConfig, run_dir: Path, inputs: dict[str, Any]) -> dict[str,
     ignored = WHERE_NOT_WHAT | (set(input_settings(run)) if recorded_inputs is not None else set())
     if recorded_inputs is None and run.model.name_or_path is not None:
         ignored |= {f"model.{key}" for key in SIZES}  # recorded before config.yaml held a checkpoint's own sizes
+    if run.model.name_or_path is not None:
+        ignored.add("model.architecture")  # the checkpoint's own, which its fingerprint already follows
     before, now = _recorded_settings(run, run_dir), flatten(record_of(run))
     settings = {
         key: [before.get(key), now.get(key)]

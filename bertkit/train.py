@@ -24,7 +24,6 @@ from omegaconf import DictConfig
 
 from bertkit import artifacts, config, model, preprocess, run_dir
 from bertkit.core.errors import BertkitError
-from bertkit.tasks.base import CheckpointLabels
 from bertkit.training import distillation, hub, regularisers, tracking
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
@@ -56,8 +55,6 @@ def _run(run_cfg: config.RunConfig, run_log: run_dir.RunLog, started: float) -> 
     inputs = run_dir.input_fingerprints(run_cfg)
     plan = run_dir.plan(run_cfg, inputs)
     evaluate_only = run_cfg.trainer.max_steps == 0
-    if evaluate_only and run_cfg.model.name_or_path is not None:
-        task.use_checkpoint_labels(CheckpointLabels.of(run_cfg.model.name_or_path, architecture))
     accelerator = make_accelerator(run_cfg.trainer, run_cfg.seed, plan.run_dir)
     regularisers.check(run_cfg.trainer, run_cfg.distill, task.compares_outputs, type(task).__name__, accelerator)
     regularisers.warn_without_dropout(run_cfg.trainer, model.has_dropout(architecture))

@@ -155,6 +155,18 @@ def test_a_run_recorded_before_inputs_json_still_resumes(ft, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["throughput"]["steps"] == 3
 
 
+def test_a_checkpoint_runs_recorded_architecture_is_not_compared(ft, tmp_path):
+    """model.architecture of a checkpoint run is the checkpoint's model type, which its fingerprint follows.
+    Records from before bertkit kept it read as the schema's default (bert), even for a RoBERTa checkpoint."""
+    data = write_csv(tmp_path / "train.csv", ["0", "1"])
+    run(ft(data, "trainer.save_every=2", "trainer.max_steps=2"))
+    recorded = (tmp_path / "run" / "config.yaml").read_text()
+    assert "architecture: bert" in recorded
+    (tmp_path / "run" / "config.yaml").write_text(recorded.replace("architecture: bert", "architecture: roberta"))
+    run(ft(data, "trainer.save_every=2", "trainer.max_steps=3"))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["throughput"]["steps"] == 3
+
+
 def test_a_folder_that_is_no_run_is_moved_aside_unless_it_holds_inputs(ft, tmp_path):
     """A folder of other files is kept whole at DIR.prev-1; one that holds this run's own data is refused."""
     data = write_csv(tmp_path / "train.csv", ["0", "1"])

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from bertkit import train
-from bertkit.core.errors import ModelError
+from bertkit.core.errors import ConfigError, ModelError
 from bertkit.settings import MixedPrecision, SchedulerKind, TrainerConfig
 from bertkit.training import accelerator as accelerator_module
 from bertkit.training.optim import build_scheduler
@@ -33,6 +33,13 @@ def test_wsd_warms_up_holds_then_decays_to_zero_over_the_last_steps():
     assert all(a > b for a, b in zip(decay, decay[1:], strict=False)) and decay[-1] < 0.25
     # 1 - sqrt: the rate falls slowly at first; halfway through the decay it is 1 - sqrt(0.5)
     assert rates[90] == pytest.approx(1 - 0.5**0.5, abs=0.01)
+
+
+def test_wsd_whose_warmup_and_decay_do_not_fit_is_refused():
+    cfg = TrainerConfig(lr_scheduler=SchedulerKind.wsd, warmup_ratio=0.5, decay_ratio=0.6)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ConfigError, match=r"50 warmup and 60 decay steps .* do not fit the 100 training steps"):
+        build_scheduler(optimizer, cfg, total_steps=100)
 
 
 @pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [(True, False, "bf16"), (False, True, "bf16"),
@@ -66,6 +73,11 @@ def test_a_modernbert_from_scratch_pretrains_on_packed_batches_into_a_plain_fold
     assert type(model).__name__ == "ModernBertForMaskedLM" and model.config.sparse_prediction
     assert (model.config.cls_token_id, model.config.sep_token_id) == (tokenizer.cls_token_id, tokenizer.sep_token_id)
     assert "token_type_ids" not in tokenizer.model_input_names
+
+
+def test_the_bert_and_modernbert_modern_runs_get_their_own_folders():
+    names = [compose_config(["+experiment=pretrain_modern", *model]).name for model in ([], ["model=modernbert_tiny"])]
+    assert names == ["pretrain_modern", "pretrain_modern_modernbert"]
 
 
 def test_a_modernbert_with_a_sentence_pair_objective_is_refused(tmp_path, cache_dir):

@@ -9,6 +9,8 @@ import random
 import pytest
 import torch
 from transformers import (
+    AlbertConfig,
+    AlbertForSequenceClassification,
     BertConfig,
     BertForMultipleChoice,
     BertForSequenceClassification,
@@ -160,6 +162,11 @@ def test_modernbert_packs_with_its_global_and_local_attention(model_class, atten
     for (name, a), b in zip(padded.named_parameters(), packed.parameters(), strict=True):
         if a.grad is not None:
             assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+    # The token embeddings are looked up on the padded layout: adversarial training perturbs them per example.
+    seen = []
+    packed.get_input_embeddings().register_forward_hook(lambda _, __, out: seen.append(out.shape))
+    packed(**inputs)
+    assert seen == [(*inputs["input_ids"].shape, config.hidden_size)]
 
 
 def test_hidden_states_come_back_in_the_padded_layout():
@@ -177,10 +184,19 @@ def test_hidden_states_come_back_in_the_padded_layout():
         assert torch.allclose(a * real, b * real, atol=1e-5)
 
 
-def test_an_encoder_not_built_as_bert_is_refused():
-    model = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=32, n_layers=1, n_heads=2))
-    with pytest.raises(ModelError, match="data.packing"):
-        enable_packing(model)
+@pytest.mark.parametrize(
+    "model",
+    [
+        lambda: DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=32, n_layers=1, n_heads=2)),
+        # embeddings, encoder and pooler as BERT has, but a pooler of another kind
+        lambda: AlbertForSequenceClassification(AlbertConfig(vocab_size=100, embedding_size=16, hidden_size=32,
+                                                             num_attention_heads=2, intermediate_size=64)),
+    ],
+    ids=["distilbert", "albert"],
+)  # fmt: skip
+def test_an_encoder_packing_does_not_support_is_refused(model):
+    with pytest.raises(ModelError, match=r"data.packing=true: .* is not one of the encoders packing supports"):
+        enable_packing(model())
 
 
 def test_packed_pretraining_follows_the_padded_loss_curve(tmp_path, cache_dir):

@@ -96,6 +96,12 @@ def shard_tied_output_together(model: torch.nn.Module, accelerator: Accelerator)
     if all(owner is inputs for owner in owners):
         return  # Accelerate's own grouping covers it
     plugin = accelerator.state.fsdp_plugin
+    if plugin.cpu_ram_efficient_loading:
+        raise ConfigError(
+            "fsdp_cpu_ram_efficient_loading: true (accelerate config) loads the weights on the first process only "
+            "and relies on Accelerate's sharding to share them, which this model's tied masked-LM head replaces; "
+            "set it to false"
+        )
     mesh = getattr(accelerator, "torch_device_mesh", None)
     unit = {
         "mesh": mesh[tuple(accelerator.parallelism_config.fsdp_dim_names)] if mesh is not None else None,

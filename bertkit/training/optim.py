@@ -9,6 +9,7 @@ import math
 import torch
 from transformers import get_scheduler
 
+from bertkit.core.errors import ConfigError
 from bertkit.core.layers import layer_index
 from bertkit.settings import SchedulerKind, TrainerConfig
 
@@ -76,7 +77,14 @@ def build_scheduler(
     warmup = cfg.warmup_steps or math.ceil(cfg.warmup_ratio * total_steps)
     specific = {}
     if cfg.lr_scheduler == SchedulerKind.wsd:
-        specific = {"num_decay_steps": math.ceil(cfg.decay_ratio * total_steps), "decay_type": "1-sqrt"}
+        decay = math.ceil(cfg.decay_ratio * total_steps)
+        if warmup + decay > total_steps:
+            raise ConfigError(
+                f"trainer.lr_scheduler=wsd: {warmup} warmup and {decay} decay steps (trainer.decay_ratio="
+                f"{cfg.decay_ratio}) do not fit the {total_steps} training steps; lower trainer.decay_ratio or "
+                "the warmup"
+            )
+        specific = {"num_decay_steps": decay, "decay_type": "1-sqrt"}
     return get_scheduler(
         str(cfg.lr_scheduler),
         optimizer,

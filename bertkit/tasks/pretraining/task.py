@@ -90,7 +90,8 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
             self.cfg.masking,
             seed=self.cfg.seed,
             pair_label=self.objective.pair_label,
-            token_types="token_type_ids" in tokenizer.model_input_names,
+            # a sentence pair's segments always (its head is BERT's); single segments where the model has types
+            token_types=self.objective.pair_label is not None or "token_type_ids" in tokenizer.model_input_names,
         )
         return TaskData(
             spec=TaskSpec.of(tokenizer, self.cfg.max_seq_length),
