@@ -196,7 +196,7 @@ def _settings(run: RunConfig, result: TrainResult, task: Task[Any], facts: CardF
         "schedule": f"{trainer.lr_scheduler}, warmup {trainer.warmup_steps or trainer.warmup_ratio}",
         "weight decay": trainer.weight_decay,
         "optimizer steps": result.throughput.get("steps"),
-        "mixed precision": str(trainer.mixed_precision),
+        "mixed precision": str(result.throughput.get("mixed_precision", trainer.mixed_precision)),
         **facts.settings,
     }
 

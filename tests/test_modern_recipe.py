@@ -61,6 +61,9 @@ def test_the_modern_preset_trains_a_masked_lm_on_packed_batches(tmp_path, cache_
     for setting in ("packing: true", "mlm_probability: 0.3", "lr_scheduler: wsd", "decay_ratio: 0.2"):
         assert setting in recorded
     assert json.loads((run_dir / "model" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    resolved = accelerator_module.resolved_precision(MixedPrecision.auto, torch.device("cpu"))
+    assert metrics["throughput"]["mixed_precision"] == resolved  # what auto became, not "auto"
+    assert f"| mixed precision | {resolved} |" in (run_dir / "model" / "README.md").read_text()
 
 
 def test_a_modernbert_from_scratch_pretrains_on_packed_batches_into_a_plain_folder(tmp_path, cache_dir):

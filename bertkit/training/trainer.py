@@ -377,6 +377,7 @@ class Trainer:
             "final_eval_seconds": final_eval_seconds,
             "processes": self.accelerator.num_processes,
             "distributed_type": str(self.accelerator.distributed_type.value),
+            "mixed_precision": str(self.accelerator.mixed_precision),  # what trainer.mixed_precision=auto became
             "skipped_nonfinite_steps": state.skipped_steps,
         }
         if self.accelerator.distributed_type in (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
