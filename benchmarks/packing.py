@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bertkit import config, model, preprocess  # noqa: E402
-from bertkit.packing import Layout, enable_packing, row_length_for  # noqa: E402
+from bertkit.packing import enable_packing, layout_for  # noqa: E402
 from bertkit.training.trainer import KeyedDataset  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -92,7 +92,7 @@ def measure(workload: str, args) -> dict:
             real += int(batch["attention_mask"].sum())
             slots["padded"] += batch["attention_mask"].numel()
             slots["packed"] += _packed_slots(
-                batch["attention_mask"], args.longest_row or data.spec.max_seq_length, padded.config.hidden_size
+                batch["attention_mask"], args.longest_row or data.spec.max_seq_length, padded.config
             )
     result = {
         "workload": workload, "steps": args.steps, "threads": torch.get_num_threads(),
@@ -106,11 +106,9 @@ def measure(workload: str, args) -> dict:
     return result
 
 
-def _packed_slots(mask: torch.Tensor, longest_row: int, hidden_size: int) -> int:
+def _packed_slots(mask: torch.Tensor, longest_row: int, config) -> int:
     """Token slots of the packed rows the batch gets in training."""
-    mask = mask.reshape(-1, mask.shape[-1])
-    row_length = row_length_for(mask.sum(dim=1).tolist(), mask.shape[1], longest_row, hidden_size)
-    return Layout.of(mask, row_length).sequence_ids.numel()
+    return layout_for(config, mask.reshape(-1, mask.shape[-1]), longest_row).sequence_ids.numel()
 
 
 @torch.no_grad()

@@ -150,7 +150,8 @@ def enable_packing(model: PreTrainedModel, longest_row: int | None = None) -> No
     base.forward = types.MethodType(functools.partial(packed_forward, longest_row=longest_row), base)
 
 
-def _layout(config: Any, attention_mask: torch.Tensor, longest_row: int | None) -> Layout:
+def layout_for(config: Any, attention_mask: torch.Tensor, longest_row: int | None) -> Layout:
+    """The layout a batch gets in training: rows of the cheapest length (row_length_for) for this encoder."""
     lengths, batch_length = attention_mask.sum(dim=1).tolist(), attention_mask.shape[1]
     row_length = row_length_for(lengths, batch_length, longest_row or batch_length, config.hidden_size)
     return Layout.of(attention_mask, row_length)
@@ -186,7 +187,7 @@ def _packed_modernbert_forward(
         raise ModelError("data.packing=true packs the batch's input_ids; this call gave embeddings or positions")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
-    layout = _layout(self.config, attention_mask, longest_row)
+    layout = layout_for(self.config, attention_mask, longest_row)
     packed = layout.pack(self.embeddings.tok_embeddings(input_ids))
     masks = {"full_attention": _sequence_masks(self.config, layout, packed),
              "sliding_attention": _sequence_masks(self.config, layout, packed, sliding=True)}  # fmt: skip
@@ -215,7 +216,7 @@ def _packed_forward(
     )
     if attention_mask is None:
         attention_mask = torch.ones(embedded.shape[:2], dtype=torch.long, device=embedded.device)
-    layout = _layout(self.config, attention_mask, longest_row)
+    layout = layout_for(self.config, attention_mask, longest_row)
     packed = layout.pack(embedded)
     mask = _sequence_masks(self.config, layout, packed)
     with _layer_outputs(self.encoder, wanted=bool(kwargs.get("output_hidden_states"))) as layer_outputs:
