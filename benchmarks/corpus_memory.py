@@ -35,10 +35,7 @@ def preprocess(copies: int, work: Path) -> dict:
     from bertkit.tasks.registry import task_for
 
     corpus = work / "corpus"
-    corpus.mkdir()
-    for copy in range(copies):
-        for book in sorted(GUTENBERG.glob("*.txt")):
-            (corpus / f"{copy:02d}_{book.name}").symlink_to(book)
+    linked_copies(copies, corpus)
     config.register_configs()
     overrides = ["+experiment=pretrain_tiny", "data.source=prose_files", f"data.paths=[{corpus}]",
                  f"cache_dir={work / 'cache'}"]  # fmt: skip
@@ -56,10 +53,19 @@ def preprocess(copies: int, work: Path) -> dict:
             "instance_tokens": instance_tokens, "instance_cache_bytes": instance_bytes}  # fmt: skip
 
 
-def measure(copies: int) -> dict:
-    """Run one size under /usr/bin/time -v in a fresh process and cache; peak RSS as the OS counted it."""
+def linked_copies(copies: int, corpus: Path) -> None:
+    """`copies` copies of the Gutenberg novels in `corpus`, as symbolic links (nothing is copied)."""
+    corpus.mkdir()
+    for copy in range(copies):
+        for book in sorted(GUTENBERG.glob("*.txt")):
+            (corpus / f"{copy:02d}_{book.name}").symlink_to(book)
+
+
+def measure(copies: int, script: str = __file__) -> dict:
+    """Run one size of `script` under /usr/bin/time -v in a fresh process and cache; peak RSS as the OS
+    counted it, with the JSON the script printed last."""
     with tempfile.TemporaryDirectory() as work:
-        command = ["/usr/bin/time", "-v", sys.executable, __file__, "--copies", str(copies), "--work", work]
+        command = ["/usr/bin/time", "-v", sys.executable, script, "--copies", str(copies), "--work", work]
         result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
         if result.returncode != 0:
             raise SystemExit(result.stderr[-3000:])

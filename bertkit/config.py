@@ -58,6 +58,8 @@ class RunConfig:
                     f"{kept} differs from distill.student_layers={layers}; set one of them")  # fmt: skip
             self.model = replace(self.model, keep_layers=list(layers))
         self._fill_augment_defaults()
+        if getattr(self.data, "streaming", False):
+            self._check_streaming()
         require(
             self.optimized_metric is None or "/" in self.optimized_metric,
             "optimized_metric",
@@ -71,6 +73,18 @@ class RunConfig:
                 f"{self.data.max_seq_length} is larger than model.max_position_embeddings="
                 f"{self.model.max_position_embeddings}",
             )
+
+    def _check_streaming(self) -> None:
+        """data.streaming: a corpus of unknown length, read in order by one loader per process."""
+        trainer = self.trainer
+        checks = [
+            (trainer.max_steps is not None, "trainer.max_steps", "a stream has no known length: set the steps"),
+            (trainer.num_workers <= 1, "trainer.num_workers", "a stream is built in order, in one worker: use 0 or 1"),
+            (not trainer.group_by_length, "trainer.group_by_length", "a stream cannot be sorted by length"),
+            (not trainer.eval_every_epoch, "trainer.eval_every_epoch", "each process's shard has epochs of its own"),
+        ]
+        for holds, key, reason in checks:
+            require(holds, key, f"data.streaming=true: {reason}")
 
     def _fill_augment_defaults(self) -> None:
         """data.augment's masked LM and seed default to the model fine-tuned and the run's seed."""

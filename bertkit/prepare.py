@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Any
 
+import datasets
 import hydra
 from omegaconf import DictConfig
 
@@ -35,8 +37,12 @@ def prepare(cfg: DictConfig) -> None:
     log.info(
         "Prepared in %.1fs under %s: the tokenizer (%d tokens); %s",
         time.perf_counter() - started, run_cfg.cache_dir, len(tok),
-        ", ".join(f"{name} {len(dataset):,} examples" for name, dataset in splits.items()),
+        ", ".join(f"{name} {_count(dataset)} examples" for name, dataset in splits.items()),
     )  # fmt: skip
+
+
+def _count(dataset: Any) -> str:
+    return f"{len(dataset):,}" if isinstance(dataset, datasets.Dataset) else "streamed"
 
 
 @hydra.main(version_base="1.3", config_path=config.CONFIG_DIR, config_name="train")

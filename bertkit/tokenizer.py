@@ -139,7 +139,8 @@ def train_wordpiece(tok_cfg: TokenizerConfig, text: TrainingText, cache_dir: Pat
     folder = cache_dir / "tokenizers" / key
     if (folder / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(folder)
-    log.info("Training a WordPiece vocabulary of %d on %d documents", tok_cfg.vocab_size, text.documents)
+    counted = "a stream of" if text.documents is None else f"{text.documents}"
+    log.info("Training a WordPiece vocabulary of %d on %s documents", tok_cfg.vocab_size, counted)
     return _saved(_bert_tokenizer(_trained_wordpiece(tok_cfg, text), tok_cfg), folder)
 
 

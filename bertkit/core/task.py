@@ -3,9 +3,9 @@ how evaluation outputs become predictions and scores. The tasks themselves live 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import datasets
 import torch
@@ -48,12 +48,32 @@ class TaskSpec:
         )
 
 
+class ProcessStream(Protocol):
+    """One process's shard of a training stream (a torch IterableDataset): its examples, each batch carrying its
+    position (STREAM_POSITION), from which a resumed run continues exactly."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+    def resume_from(self, position: dict[str, Any]) -> None:
+        """Start after the example whose batch carried `position` (called before iterating)."""
+        ...
+
+
+@runtime_checkable
+class TrainingStream(Protocol):
+    """A training set read as a stream (data.streaming): examples without a length, each process its own shard."""
+
+    def for_process(self, index: int, count: int) -> ProcessStream:
+        """The shard process `index` of `count` reads."""
+        ...
+
+
 @dataclass(kw_only=True)
 class TaskData:
     """The datasets and collators of a task, built from its data config and the tokenizer."""
 
     spec: TaskSpec
-    train: datasets.Dataset
+    train: datasets.Dataset | TrainingStream
     evaluation: dict[str, datasets.Dataset]
     """Labeled splits scored during training (when asked) and at the end, e.g. {"validation": ...}."""
     final_evaluation: dict[str, datasets.Dataset] = field(default_factory=dict)

@@ -39,7 +39,8 @@ class TrainingText:
 
     fingerprint: str
     """Identifies the text: a tokenizer trained on it is cached under it."""
-    documents: int
+    documents: int | None
+    """How many documents the text holds; None: unknown (a stream)."""
     sentence_batches: Callable[[], Iterator[list[str]]]
     """All sentences, in order, in lists; a new pass each call."""
 

@@ -11,9 +11,11 @@ import inspect
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
@@ -222,10 +224,16 @@ def attach_cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batc
     """With distill.cache_teacher (and no hidden-state loss, for which the teacher runs anyway): every training
     batch carries its examples' cached teacher logits."""
     if teacher.cfg.cache_teacher and teacher.cfg.hidden_weight == 0:
-        data.collate_train = WithTeacherLogits(data.collate_train, cached_logits(teacher, data, cache_dir, batch_size))
+        if not isinstance(data.train, datasets.Dataset):
+            raise ModelError("distill.cache_teacher=true caches a logit per training example: a stream has no fixed "
+                             "examples (data.streaming); set distill.cache_teacher=false")  # fmt: skip
+        logits = cached_logits(teacher, data.train, data.collate_train, cache_dir, batch_size)
+        data.collate_train = WithTeacherLogits(data.collate_train, logits)
 
 
-def cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batch_size: int) -> CachedLogits:
+def cached_logits(
+    teacher: Teacher, train: datasets.Dataset, collate: Callable, cache_dir: Path, batch_size: int
+) -> CachedLogits:
     """The teacher's logits for every training example: read from the cache (keyed by the teacher's files and
     revision, the precision it runs in and the training set's contents), or computed by the main process and
     written there first."""
@@ -233,12 +241,12 @@ def cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batch_size:
     revision = getattr(teacher.model.config, "_commit_hash", None)  # a Hub teacher's files are its revision
     precision = str(teacher.accelerator.mixed_precision)
     key = fingerprint(
-        _CACHE_VERSION, fingerprints.of_location(teacher.cfg.teacher), revision, precision, _contents(data)
+        _CACHE_VERSION, fingerprints.of_location(teacher.cfg.teacher), revision, precision, _contents(train)
     )
     path = cache_dir / "teacher_logits" / f"{key}.npz"
     with teacher.accelerator.main_process_first():
         if not path.is_file():
-            values, offsets, per_token = _compute(teacher, data, batch_size)
+            values, offsets, per_token = _compute(teacher, train, collate, batch_size)
             path.parent.mkdir(parents=True, exist_ok=True)
             staging = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
             with open(staging, "wb") as handle:
@@ -249,21 +257,23 @@ def cached_logits(teacher: Teacher, data: TaskData, cache_dir: Path, batch_size:
         return CachedLogits(stored["values"], stored["offsets"], bool(stored["per_token"]))
 
 
-def _contents(data: TaskData) -> str:
+def _contents(train: datasets.Dataset) -> str:
     digest = hashlib.sha256()
-    for rows in data.train.iter(batch_size=8192):
+    for rows in train.iter(batch_size=8192):
         digest.update(json.dumps(rows, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
-def _compute(teacher: Teacher, data: TaskData, batch_size: int) -> tuple[np.ndarray, np.ndarray, bool]:
+def _compute(
+    teacher: Teacher, train: datasets.Dataset, collate: Callable, batch_size: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Every training example's logits end to end, their offsets, and whether there is one row per token."""
     device, per_token = teacher.accelerator.device, False
     rows: list[torch.Tensor] = []
-    for start in range(0, len(data.train), batch_size):
-        stop = min(start + batch_size, len(data.train))
-        examples = [{**data.train[index], EXAMPLE_INDEX: index, EPOCH: 0} for index in range(start, stop)]
-        batch = {key: value.to(device) for key, value in data.collate_train(examples).items()}
+    for start in range(0, len(train), batch_size):
+        stop = min(start + batch_size, len(train))
+        examples = [{**train[index], EXAMPLE_INDEX: index, EPOCH: 0} for index in range(start, stop)]
+        batch = {key: value.to(device) for key, value in collate(examples).items()}
         logits = teacher.outputs(batch).logits.float().cpu()
         per_token = logits.dim() == 3
         if per_token:  # batches are padded on the right: each example's real tokens come first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -26,3 +27,5 @@ class LoopState:
     """Evaluations in a row without an improvement larger than trainer.early_stopping_threshold."""
     stopped_early: str | None = None
     """Why early stopping ended training, if it did."""
+    streams: list[dict[str, Any]] | None = None
+    """data.streaming: the position of each process in its shard of the stream (what its last batch carried)."""

@@ -18,18 +18,18 @@ import math
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType
-from torch.utils.data import DataLoader, Dataset
+from accelerate.utils import DistributedType, gather_object, send_to_device
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
-from bertkit.core.batch import EPOCH, EXAMPLE_INDEX, Batch
+from bertkit.core.batch import EPOCH, EXAMPLE_INDEX, STREAM_POSITION, Batch
 from bertkit.core.result import TrainResult
 from bertkit.core.seeding import stable_seed
-from bertkit.core.task import Evaluation, TaskData
+from bertkit.core.task import Evaluation, ProcessStream, TaskData, TrainingStream
 from bertkit.settings import MixedPrecision, NonFiniteLoss, TrainerConfig
 from bertkit.training import checkpoints, engines, optim, tracking
 from bertkit.training.accelerator import weights_agree
@@ -88,7 +88,12 @@ class Trainer:
         self.accelerator, self.cfg, self.data, self.task = accelerator, cfg, data, task
         self.run_dir, self.seed, self.teacher = run_dir, seed, teacher
         self.checkpoints = run_dir / checkpoints.CHECKPOINTS
-        self.keyed_train = KeyedDataset(data.train)
+        self.stream: ProcessStream | None = None
+        self.stream_position: dict[str, Any] | None = None
+        if isinstance(data.train, TrainingStream):  # data.streaming: this process's shard of the stream
+            self.stream = data.train.for_process(accelerator.process_index, accelerator.num_processes)
+        else:
+            self.keyed_train = KeyedDataset(data.train)
         self.state = LoopState()
         self.history: list[dict[str, Any]] = []
         self.selection: Selection | None = None
@@ -124,19 +129,6 @@ class Trainer:
     def _prepare(self, model: torch.nn.Module) -> None:
         """Loaders, optimizer and model, prepared for the devices and processes of this launch."""
         cfg, accelerator = self.cfg, self.accelerator
-        grouped = None
-        if cfg.group_by_length:
-            grouped = LengthGroupedSampler(example_lengths(self.data.train), cfg.per_device_batch_size, self.seed)
-        train_loader = DataLoader(
-            self.keyed_train,
-            batch_size=cfg.per_device_batch_size,
-            shuffle=grouped is None,
-            sampler=grouped,
-            collate_fn=self.data.collate_train,
-            num_workers=cfg.num_workers,
-            pin_memory=accelerator.device.type == "cuda",
-            drop_last=True,  # equal shards on every process; a ragged last batch would skew the loss scale
-        )
         splits = self.data.evaluation | self.data.final_evaluation | self.data.prediction
         loaders = {
             name: DataLoader(dataset, batch_size=cfg.eval_batch_size, collate_fn=self.data.collate_eval)
@@ -144,21 +136,56 @@ class Trainer:
         }
         engines.shard_tied_output_together(model, accelerator)
         optimizer = optim.build_optimizer(model, cfg, accelerator.device)
-        prepared = accelerator.prepare(model, optimizer, train_loader, *loaders.values())
-        self.model, self.optimizer, self.train_loader = prepared[:3]
+        if self.stream is None:
+            prepared = accelerator.prepare(model, optimizer, self._train_loader(), *loaders.values())
+            self.model, self.optimizer, self.train_loader = prepared[:3]
+            prepared = prepared[3:]
+        else:  # each process reads its own shard: Accelerate would split one process's batches among all
+            self.model, self.optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
+            self.train_loader = self._stream_loader(self.stream)
         self.loss_step = LossStep(cfg, self.task, accelerator, self.model, self.teacher)
-        loaders = dict(zip(loaders, prepared[3:], strict=True))
+        loaders = dict(zip(loaders, prepared, strict=True))
         self.predict_loaders = {name: loaders.pop(name) for name in self.data.prediction}
         self.final_loaders = {name: loaders.pop(name) for name in self.data.final_evaluation}
         self.eval_loaders = loaders
 
+    def _train_loader(self) -> DataLoader:
+        cfg = self.cfg
+        grouped = None
+        if cfg.group_by_length:
+            grouped = LengthGroupedSampler(example_lengths(self.data.train), cfg.per_device_batch_size, self.seed)
+        return DataLoader(
+            self.keyed_train,
+            batch_size=cfg.per_device_batch_size,
+            shuffle=grouped is None,
+            sampler=grouped,
+            collate_fn=self.data.collate_train,
+            num_workers=cfg.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",
+            drop_last=True,  # equal shards on every process; a ragged last batch would skew the loss scale
+        )
+
+    def _stream_loader(self, stream: ProcessStream) -> DataLoader:
+        """Batches of this process's stream, built in one worker process (trainer.num_workers=1) or inline."""
+        return DataLoader(
+            cast(IterableDataset, stream),
+            batch_size=self.cfg.per_device_batch_size,
+            collate_fn=self.data.collate_train,
+            num_workers=self.cfg.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",
+        )
+
     def _total_steps(self) -> int:
+        if self.stream is not None:
+            if self.cfg.max_steps is None:
+                raise TrainingError("data.streaming reads a corpus of unknown length: set trainer.max_steps")
+            return self.cfg.max_steps
         # accumulate() also steps at the end of every epoch, after fewer micro-batches if they do not divide.
         steps_per_epoch = math.ceil(len(self.train_loader) / self.cfg.gradient_accumulation_steps)
         total = self.cfg.max_steps if self.cfg.max_steps is not None else steps_per_epoch * self.cfg.num_epochs
         if steps_per_epoch == 0 and total > 0:
             raise TrainingError(
-                f"the training set ({len(self.data.train)} examples) is smaller than one batch of "
+                f"the training set ({len(self.keyed_train)} examples) is smaller than one batch of "
                 f"trainer.per_device_batch_size={self.cfg.per_device_batch_size} x "
                 f"{self.accelerator.num_processes} processes"
             )
@@ -171,6 +198,14 @@ class Trainer:
             return False
         self.state = LoopState(**resumed[1])
         log.info("Resumed from %s (step %d, epoch %d)", resumed[0], self.state.step, self.state.epoch)
+        if self.stream is not None and self.state.streams is not None:
+            if len(self.state.streams) != self.accelerator.num_processes:
+                raise TrainingError(
+                    f"{resumed[0]} was written by {len(self.state.streams)} processes reading their own shards of "
+                    f"the stream (data.streaming); resume it with as many, not {self.accelerator.num_processes}"
+                )
+            self.stream_position = self.state.streams[self.accelerator.process_index]
+            self.stream.resume_from(self.stream_position)
         return True
 
     @property
@@ -183,9 +218,10 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train, then evaluate and predict with the final model."""
         self.model.train()
+        train = self._train_epoch if self.stream is None else self._train_stream
         with self.stop.signals_caught():
             while self.state.step < self.total_steps:
-                self._train_epoch()
+                train()
         return self._finish()
 
     def _train_epoch(self) -> None:
@@ -207,6 +243,16 @@ class Trainer:
             self._evaluate_during_training()
             if self.best_to_save:
                 self.save()
+
+    def _train_stream(self) -> None:
+        """Micro-batches of the stream until the end of training (the stream starts its epochs itself)."""
+        state, accelerator = self.state, self.accelerator
+        for batch in self.train_loader:
+            self.stream_position = batch.pop(STREAM_POSITION)
+            state.batch_in_epoch += 1
+            torch.manual_seed(stable_seed(self.seed, state.epoch, state.batch_in_epoch, accelerator.process_index))
+            if self.micro_step(send_to_device(batch, accelerator.device)) and self._after_step():
+                return
 
     def micro_step(self, batch: Batch) -> bool:
         """Forward and backward on one micro-batch; at an accumulation boundary also clip and update. Returns
@@ -293,6 +339,8 @@ class Trainer:
         """A checkpoint of this step (every process takes part)."""
         self.nonfinite.raise_if_seen()  # never a checkpoint of weights updated with non-finite gradients
         self.state.train_seconds = self.clock.elapsed()
+        if self.stream is not None:  # where each process's shard stands (a collective: every process saves)
+            self.state.streams = gather_object([self.stream_position])
         self.best_to_save = False
         with self.clock.paused():
             return checkpoints.save(

@@ -120,6 +120,14 @@ class PretrainCorpusConfig:
     packing: bool = False
     """Run the encoder on rows that each hold several of the batch's instances, attention confined to each
     (bertkit.packing): the same loss as padded batches with less work where they hold padding."""
+    streaming: bool = False
+    """Read the corpus as it is trained on (a Hub dataset in streaming mode, files as iterable datasets) and cut
+    it into instances on the fly, stream_buffer documents at a time, instead of caching it whole first. The
+    held-out documents are the stream's first max_eval_documents (eval_fraction does not apply); the run needs
+    trainer.max_steps."""
+    stream_buffer: int = 1000
+    """data.streaming: documents read, cut into instances and shuffled together; random next segments come from
+    among them. Memory grows with it, not with the corpus."""
     seed: int = 12345
     """Seed of the instance builder and the held-out split, independent of the training seed so that
     runs with other training seeds share one cache."""
@@ -133,6 +141,12 @@ class PretrainCorpusConfig:
         require(self.dupe_factor >= 1, "data.dupe_factor", "must be >= 1")
         require(self.num_proc >= 1, "data.num_proc", "must be >= 1")
         require(self.map_batch_size >= 1, "data.map_batch_size", "must be >= 1")
+        require(self.stream_buffer >= 2, "data.stream_buffer", "must be >= 2 (random next segments need two documents)")
+        require(
+            not (self.streaming and self.document_start_pattern),
+            "data.document_start_pattern",
+            "joins rows across the whole corpus, which data.streaming=true never holds; stream one document per row",
+        )
         needs_paths = (CorpusSource.sentence_files, CorpusSource.prose_files, CorpusSource.local)
         require(
             self.source not in needs_paths or bool(self.paths),

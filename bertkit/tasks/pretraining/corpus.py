@@ -8,10 +8,12 @@ negatives from other documents.
 from __future__ import annotations
 
 import ast
+import contextlib
 import multiprocessing
 import re
 import sysconfig
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ import blingfire
 import datasets
 import pyarrow as pa
 
-from bertkit.core.errors import DataError
+from bertkit.core.errors import DataError, first_line
+from bertkit.core.seeding import fingerprint
 from bertkit.readers.files import (
     TABLE_FORMATS,
     dataset_from_generator,
@@ -33,6 +36,7 @@ from bertkit.readers.files import (
 from bertkit.tasks.pretraining.config import CorpusSource, PretrainCorpusConfig
 
 SENTENCES = "sentences"
+DOCUMENT_FEATURES = datasets.Features({SENTENCES: datasets.List(datasets.Value("string"))})
 _BLANK = re.compile(r"\n\s*\n")
 _SPACES = re.compile(r"\s+")
 _GUTENBERG_START = re.compile(r"^\*\*\*\s*START OF (THIS|THE) PROJECT GUTENBERG", re.IGNORECASE)
@@ -80,6 +84,78 @@ def load_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Datas
             f"({_DOCUMENT_BOUNDARIES[cfg.source]}){_files_without_text(cfg)}"
         )
     return documents
+
+
+def stream_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.IterableDataset:
+    """data.streaming: the documents `load_documents` would read, as an iterable dataset read as it is
+    consumed (nothing cached). Each text or table file is a shard of the stream, a Hub dataset has its own."""
+    match cfg.source:
+        case CorpusSource.sentence_files | CorpusSource.prose_files:
+            kwargs: dict[str, Any] = {"files": file_keys(expand_paths(cfg.paths)), "errors": str(cfg.encoding_errors)}
+            reader: Callable[..., Iterator[dict]] = _sentence_file_documents
+            if cfg.source == CorpusSource.prose_files:
+                reader, kwargs["strip_boilerplate"] = _prose_documents, cfg.strip_boilerplate
+            return datasets.IterableDataset.from_generator(reader, features=DOCUMENT_FEATURES, gen_kwargs=kwargs)
+        case CorpusSource.embedded:
+            kwargs = {
+                "files": tuple(file_keys(embedded_source_files(cfg.embedded.packages))),  # one shard: max_chars
+                "max_chars": cfg.embedded.max_chars,
+                "min_sentences": cfg.embedded.min_sentences,
+                "num_proc": 1,  # the stream may be read in a data loader's worker, which starts no processes
+            }
+            return datasets.IterableDataset.from_generator(
+                _docstring_documents, features=DOCUMENT_FEATURES, gen_kwargs=kwargs
+            )
+        case CorpusSource.local:
+            files = expand_paths(cfg.paths)
+            builder = TABLE_FORMATS.get(files[0].suffix.lower())
+            if builder is None or any(TABLE_FORMATS.get(f.suffix.lower()) != builder for f in files):
+                raise DataError(f"data.paths: {', '.join(cfg.paths)} are not all one of {sorted(TABLE_FORMATS)}")
+            options = {"delimiter": "\t"} if files[0].suffix.lower() == ".tsv" else {}
+            rows = datasets.load_dataset(
+                builder, data_files=[str(f) for f in files], split="train", streaming=True, **options
+            )
+            return _streamed_rows_to_documents(rows, cfg, ", ".join(cfg.paths))
+        case CorpusSource.hub:
+            assert cfg.hub_name is not None  # the schema requires it for data.source=hub
+            try:
+                named = (cfg.hub_name,) if cfg.hub_config is None else (cfg.hub_name, cfg.hub_config)
+                rows = datasets.load_dataset(*named, split=cfg.hub_split, streaming=True)
+            except Exception as error:
+                raise DataError(
+                    f"could not stream Hub dataset {cfg.hub_name!r} (data.hub_name, config {cfg.hub_config!r}): "
+                    f"{first_line(error)}. Offline? Save it as files and use data.source=local data.paths=[...]"
+                ) from None
+            return _streamed_rows_to_documents(rows, cfg, f"Hub dataset {cfg.hub_name}")
+
+
+def stream_fingerprint(cfg: PretrainCorpusConfig) -> str:
+    """Identifies the text a stream reads (its files as they are now, or the Hub dataset) without reading it."""
+    match cfg.source:
+        case CorpusSource.hub:
+            where: Any = [cfg.hub_name, cfg.hub_config, cfg.hub_split]
+        case CorpusSource.embedded:
+            where = [file_keys(embedded_source_files(cfg.embedded.packages)), asdict(cfg.embedded)]
+        case _:
+            where = file_keys(expand_paths(cfg.paths))
+    reading = [cfg.text_column, str(cfg.encoding_errors), cfg.strip_boilerplate]
+    return fingerprint("stream", str(cfg.source), where, reading)
+
+
+def _streamed_rows_to_documents(
+    rows: datasets.IterableDataset, cfg: PretrainCorpusConfig, where: str
+) -> datasets.IterableDataset:
+    """Each streamed row is a document (data.document_start_pattern joins rows only when not streaming)."""
+    column = cfg.text_column
+
+    def per_row(row: dict[str, Any]) -> dict[str, Any]:
+        if column not in row:
+            raise DataError(f"{where}: no column {column!r} (data.text_column); columns are {sorted(row)}")
+        return {SENTENCES: split_sentences(row[column] or "")}
+
+    return rows.map(per_row, remove_columns=rows.column_names, features=DOCUMENT_FEATURES).filter(
+        lambda row: len(row[SENTENCES]) > 0
+    )
 
 
 def _files_without_text(cfg: PretrainCorpusConfig) -> str:
@@ -236,16 +312,15 @@ def _rows_until_start(rows: datasets.Dataset, column: str, start: re.Pattern, in
 
 
 def _documents_from_generator(generator, gen_kwargs: dict, datasets_cache: str) -> datasets.Dataset:
-    features = datasets.Features({SENTENCES: datasets.List(datasets.Value("string"))})
     # A document may be a whole book: a few at a time in memory, not datasets' default of 1,000.
-    return dataset_from_generator(generator, gen_kwargs, datasets_cache, features, writer_batch_size=8)
+    return dataset_from_generator(generator, gen_kwargs, datasets_cache, DOCUMENT_FEATURES, writer_batch_size=8)
 
 
-def sentence_chunks(documents: datasets.Dataset, max_sentences: int = 10_000) -> Iterator[list[str]]:
-    """All sentences of the corpus in order, in lists of at most max_sentences, reading one document at a
+def sentence_chunks(documents: Iterable[list[str]], max_sentences: int = 10_000) -> Iterator[list[str]]:
+    """All sentences of the documents in order, in lists of at most max_sentences, reading one document at a
     time: memory stays flat however large the corpus is."""
     chunk: list[str] = []
-    for document in _each_document(documents):
+    for document in documents:
         for sentence in document:
             chunk.append(sentence)
             if len(chunk) == max_sentences:
@@ -255,7 +330,7 @@ def sentence_chunks(documents: datasets.Dataset, max_sentences: int = 10_000) ->
         yield chunk
 
 
-def _each_document(documents: datasets.Dataset) -> Iterator[list[str]]:
+def each_document(documents: datasets.Dataset) -> Iterator[list[str]]:
     """Each document's sentences. A dataset that is its cache files (no indices mapping) is read with plain
     file reads, one record batch at a time: memory-mapped reads would keep every page read resident."""
     if documents._indices is not None or not documents.cache_files:
@@ -312,8 +387,14 @@ def _docstring_documents(
     """One document per module: the prose of its docstrings in source order, until max_chars."""
     paths = [path for path, _, _ in files]
     total = 0
-    with multiprocessing.get_context().Pool(max(1, num_proc)) as pool:
-        for sentences in pool.imap(_module_sentences, paths, chunksize=16):
+    each_module: Iterator[list[str]]
+    with contextlib.ExitStack() as stack:
+        if num_proc > 1:
+            pool = stack.enter_context(multiprocessing.get_context().Pool(num_proc))
+            each_module = pool.imap(_module_sentences, paths, chunksize=16)
+        else:
+            each_module = map(_module_sentences, paths)
+        for sentences in each_module:
             if len(sentences) < min_sentences:
                 continue
             yield {SENTENCES: sentences}

@@ -58,19 +58,7 @@ def tokenize_documents(
     encode = PlainEncoder(tokenizer)
 
     def tokenize(batch: dict[str, list]) -> pa.Table:
-        documents = batch[SENTENCES]
-        with garbage_collection_paused():
-            ids, lengths = encode([sentence for document in documents for sentence in document])
-        kept = lengths > 0
-        sentence_offsets = np.concatenate([[0], np.cumsum(lengths[kept])]).astype(np.int32)
-        sentences_per_document = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
-        document_of_sentence = np.repeat(np.arange(len(documents)), sentences_per_document)
-        kept_per_document = np.bincount(document_of_sentence[kept], minlength=len(documents))
-        # A document without tokens could never give a random next segment.
-        kept_per_document = kept_per_document[kept_per_document > 0]
-        document_offsets = np.concatenate([[0], np.cumsum(kept_per_document)]).astype(np.int32)
-        sentences = pa.ListArray.from_arrays(sentence_offsets, ids)
-        return pa.table({TOKENIZED: pa.ListArray.from_arrays(document_offsets, sentences)})
+        return tokenized_table(encode, batch[SENTENCES])
 
     # Documents per batch from their size, so that a batch of books holds as much text as one of short
     # articles: memory does not grow with the corpus, nor with the length of its documents.
@@ -86,6 +74,23 @@ def tokenize_documents(
         new_fingerprint=stage_fingerprint("tokenize", documents._fingerprint, key),
         desc="Tokenizing sentences",
     )
+
+
+def tokenized_table(encode: PlainEncoder, documents: list[list[str]]) -> pa.Table:
+    """Documents (lists of sentences) -> a one-column table of their sentences' token ids; empty sentences, and
+    documents left without any, are dropped."""
+    with garbage_collection_paused():
+        ids, lengths = encode([sentence for document in documents for sentence in document])
+    kept = lengths > 0
+    sentence_offsets = np.concatenate([[0], np.cumsum(lengths[kept])]).astype(np.int32)
+    sentences_per_document = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
+    document_of_sentence = np.repeat(np.arange(len(documents)), sentences_per_document)
+    kept_per_document = np.bincount(document_of_sentence[kept], minlength=len(documents))
+    # A document without tokens could never give a random next segment.
+    kept_per_document = kept_per_document[kept_per_document > 0]
+    document_offsets = np.concatenate([[0], np.cumsum(kept_per_document)]).astype(np.int32)
+    sentences = pa.ListArray.from_arrays(sentence_offsets, ids)
+    return pa.table({TOKENIZED: pa.ListArray.from_arrays(document_offsets, sentences)})
 
 
 class TokenizedDocuments:

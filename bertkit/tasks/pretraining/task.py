@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,15 @@ from bertkit.core.task import Head, TaskData, TaskSpec
 from bertkit.settings import ModelConfig
 from bertkit.tasks.base import CardFacts, Prediction, Task, TrainingText, pipeline_usage
 from bertkit.tasks.pretraining.config import CorpusSource, MaskingMode, Objective, PretrainCorpusConfig
-from bertkit.tasks.pretraining.corpus import load_documents, sentence_chunks
+from bertkit.tasks.pretraining.corpus import (
+    DOCUMENT_FEATURES,
+    SENTENCES,
+    each_document,
+    load_documents,
+    sentence_chunks,
+    stream_documents,
+    stream_fingerprint,
+)
 from bertkit.tasks.pretraining.documents import (
     cache_key,
     majority_token,
@@ -32,6 +41,7 @@ from bertkit.tasks.pretraining.mlm import MaskedLM
 from bertkit.tasks.pretraining.mlm_nsp import MaskedLMAndNextSentence
 from bertkit.tasks.pretraining.objective import PretrainingObjective
 from bertkit.tasks.pretraining.sop import MaskedLMAndSentenceOrder
+from bertkit.tasks.pretraining.stream import BlockBuilder, InstanceStream, PositionCarrying, document_key
 
 log = logging.getLogger(__name__)
 OBJECTIVES: dict[Objective, PretrainingObjective] = {
@@ -64,11 +74,18 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
         return self.objective.headline_metrics
 
     def training_text(self, cache_dir: Path) -> TrainingText:
+        if self.cfg.streaming:
+            stream = stream_documents(self.cfg, cache_dir)
+            return TrainingText(
+                fingerprint=stream_fingerprint(self.cfg),
+                documents=None,
+                sentence_batches=lambda: sentence_chunks(row[SENTENCES] for row in stream),
+            )
         documents = load_documents(self.cfg, cache_dir)
         return TrainingText(
             fingerprint=documents._fingerprint,
             documents=len(documents),
-            sentence_batches=lambda: sentence_chunks(documents),
+            sentence_batches=lambda: sentence_chunks(each_document(documents)),
         )
 
     def build(self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> TaskData:
@@ -76,15 +93,13 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
         seed, so every evaluation scores the same task."""
         if tokenizer.mask_token_id is None or tokenizer.sep_token_id is None or tokenizer.cls_token_id is None:
             raise DataError("the tokenizer has no [CLS]/[SEP]/[MASK] token; BERT pretraining needs all three")
-        documents = load_documents(self.cfg, cache_dir)
-        key, tables = cache_key(self.cfg, tokenizer), VocabularyTables(tokenizer)
-        built: dict[str, datasets.Dataset] = {}
-        stats: dict[str, Any] = {}
-        for split, docs in zip(("train", HELD_OUT), split_documents(documents, self.cfg), strict=True):
-            built[split], stats[split] = self._instances(split, docs, tokenizer, tables, key)
-        self.majority_token = majority_token(built["train"], tables)
+        tables = VocabularyTables(tokenizer)
+        train, held_out, stats = (self._streamed if self.cfg.streaming else self._cached)(tokenizer, cache_dir, tables)
+        # a streamed run has no training set to count: the held-out documents stand in for it
+        counted = "train" if isinstance(train, datasets.Dataset) else HELD_OUT
+        self.majority_token = majority_token(train if isinstance(train, datasets.Dataset) else held_out, tables)
         share = self.objective.label_share
-        self.majority_label = None if share is None else int(stats["train"][share[0]] > 0.5)
+        self.majority_label = None if share is None else int(stats[counted][share[0]] > 0.5)
         collate = PretrainingCollator(
             tables,
             self.cfg.masking,
@@ -95,13 +110,39 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
         )
         return TaskData(
             spec=TaskSpec.of(tokenizer, self.cfg.max_seq_length),
-            train=built["train"],
-            evaluation={HELD_OUT: built[HELD_OUT]},
-            collate_train=collate,
+            train=train,
+            evaluation={HELD_OUT: held_out},
+            collate_train=collate if isinstance(train, datasets.Dataset) else PositionCarrying(collate),
             collate_eval=collate,
             stats=stats,
             description=describe(self.cfg),
         )
+
+    def _cached(
+        self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, tables: VocabularyTables
+    ) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, Any]]:
+        """Training and held-out instances of the whole corpus, built once and cached."""
+        documents, key = load_documents(self.cfg, cache_dir), cache_key(self.cfg, tokenizer)
+        built: dict[str, datasets.Dataset] = {}
+        stats: dict[str, Any] = {}
+        for split, docs in zip(("train", HELD_OUT), split_documents(documents, self.cfg), strict=True):
+            built[split], stats[split] = self._instances(split, docs, tokenizer, tables, key)
+        return built["train"], built[HELD_OUT], stats
+
+    def _streamed(
+        self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, tables: VocabularyTables
+    ) -> tuple[InstanceStream, datasets.Dataset, dict[str, Any]]:
+        """data.streaming: the stream's first max_eval_documents documents are held out (built like a cached
+        split); training instances are cut from the rest as it is read."""
+        stream = stream_documents(self.cfg, cache_dir)
+        first = list(itertools.islice(stream, self.cfg.max_eval_documents))
+        held_out_documents = datasets.Dataset.from_list(first, features=DOCUMENT_FEATURES)
+        key = cache_key(self.cfg, tokenizer)
+        held_out, held_out_stats = self._instances(HELD_OUT, held_out_documents, tokenizer, tables, key)
+        build_block = BlockBuilder(self.cfg, tokenizer, self.objective.builder, tables)
+        train = InstanceStream(stream, build_block, frozenset(map(document_key, first)), self.cfg.seed)
+        stats = {"train": {"streaming": True, "stream_buffer": self.cfg.stream_buffer}, HELD_OUT: held_out_stats}
+        return train, held_out, stats
 
     def _instances(
         self,
