@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -192,9 +195,16 @@ def _bert_tokenizer(wordpiece: Tokenizer, tok_cfg: TokenizerConfig) -> PreTraine
 
 
 def _saved(tokenizer: PreTrainedTokenizerBase, folder: Path) -> PreTrainedTokenizerBase:
-    staging = folder.with_name(folder.name + ".tmp")
+    # A staging folder of this process's own: machines preparing shards may train the same vocabulary into one
+    # shared cache at once. A crash mid-save never leaves a half-written tokenizer in the cache.
+    staging = folder.with_name(f"{folder.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     tokenizer.save_pretrained(staging)
-    staging.replace(folder)  # a crash mid-save never leaves a half-written tokenizer in the cache
+    try:
+        staging.replace(folder)
+    except OSError:
+        if not (folder / "tokenizer.json").is_file():
+            raise
+        shutil.rmtree(staging)  # another process saved the same vocabulary first
     return AutoTokenizer.from_pretrained(folder)
 
 

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bertkit import artifacts, config, model, preprocess, run_dir
-from bertkit.core.errors import BertkitError
+from bertkit.core.errors import BertkitError, ConfigError
 from bertkit.training import distillation, hub, regularisers, tracking
 from bertkit.training.accelerator import make_accelerator, release_accelerator
 from bertkit.training.stopping import Interrupted
@@ -38,6 +38,11 @@ def run(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """One training run; returns the final evaluation scores."""
     started = time.perf_counter()
     run_cfg = config.load(cfg)
+    if getattr(run_cfg.data, "shard", None) is not None:
+        raise ConfigError(
+            "invalid setting data.shard: it builds one shard of the corpus with python -m bertkit.prepare; "
+            "a training run reads all data.num_shards of them (leave data.shard unset)"
+        )
     with run_dir.RunLog() as run_log:
         try:
             return _run(run_cfg, run_log, started)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
-from .conftest import GLUE_FIXTURES, ROOT, TINY_OVERRIDES
+import pytest
+
+from bertkit.config import ConfigError, load
+
+from .conftest import GLUE_FIXTURES, ROOT, TINY_CORPUS, TINY_OVERRIDES, compose_config
 
 SETTINGS = [*TINY_OVERRIDES, "trainer.max_steps=2"]
 BUILDING = ("Training a WordPiece vocabulary", "Building train instances", "Tokenizing")
@@ -50,3 +55,32 @@ def test_bad_settings_stop_prepare_in_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and str(missing) in result.stderr
     result = run(["-m", "bertkit.prepare", *SETTINGS, "trainer.max_stepz=2"], tmp_path)
     assert result.returncode != 0 and "max_stepz" in result.stderr
+
+
+def test_machines_prepare_their_own_shards_and_the_run_reads_them_all(tmp_path):
+    words = TINY_CORPUS.read_text().split()
+    documents = ["\n".join(" ".join(words[(d * 7 + s) % len(words) :][:9]) + "." for s in range(8)) for d in range(12)]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(documents) + "\n")
+    settings = [*SETTINGS, f"data.paths=[{corpus}]", "data.num_shards=2", f"cache_dir={tmp_path / 'cache'}"]
+    for shard in (0, 1):  # machine `shard`, on a cache the machines share
+        prepared = run(["-m", "bertkit.prepare", *settings, f"data.shard={shard}"], tmp_path)
+        assert prepared.returncode == 0, prepared.stderr[-3000:]
+        said = prepared.stdout + prepared.stderr
+        assert f"Building train.{shard}of2 instances" in said and f"train.{1 - shard}of2" not in said
+
+    train = [str(ROOT / "bertkit" / "train.py"), *settings, f"output_dir={tmp_path / 'run'}"]
+    trained = run(train, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert not any(step in trained.stdout + trained.stderr for step in BUILDING)
+    stats = json.loads((tmp_path / "run" / "metrics.json").read_text())["data"]
+    assert stats["train"]["documents"] + stats["heldout"]["documents"] == 12
+
+    refused = run([*train[:-1], "data.shard=0", f"output_dir={tmp_path / 'other'}"], tmp_path)
+    assert refused.returncode == 2 and "data.shard" in refused.stderr.strip().splitlines()[-1]
+
+
+def test_a_shard_outside_the_shards_is_refused_at_start():
+    cfg = compose_config([*SETTINGS, "data.num_shards=2", "data.shard=2"])
+    with pytest.raises(ConfigError, match=r"data\.shard: must be one of 0 \.\. 1 \(data\.num_shards=2\)"):
+        load(cfg)

@@ -142,6 +142,7 @@ def test_an_unreachable_hub_dataset_is_one_line_naming_the_setting(monkeypatch, 
         (["trainer.max_steps=5", "trainer.num_workers=2"], "trainer.num_workers"),
         (["trainer.max_steps=5", "trainer.group_by_length=true"], "trainer.group_by_length"),
         (["trainer.max_steps=5", "data.document_start_pattern='^= '"], "data.document_start_pattern"),
+        (["trainer.max_steps=5", "data.num_shards=2"], "data.num_shards"),
     ],
 )
 def test_settings_a_stream_cannot_honour_are_refused_at_start(overrides, named):

@@ -128,6 +128,13 @@ class PretrainCorpusConfig:
     stream_buffer: int = 1000
     """data.streaming: documents read, cut into instances and shuffled together; random next segments come from
     among them. Memory grows with it, not with the corpus."""
+    num_shards: int = 1
+    """Cut the corpus into this many contiguous shards of documents, each held out from, tokenized and cut into
+    instances on its own (random next segments come from the same shard) and cached apart, so that
+    `python -m bertkit.prepare data.shard=i` can build shard i on machine i while the others build theirs; a
+    training run reads them all."""
+    shard: int | None = None
+    """`python -m bertkit.prepare` only: build shard `shard` (0 .. num_shards - 1) of the corpus alone."""
     seed: int = 12345
     """Seed of the instance builder and the held-out split, independent of the training seed so that
     runs with other training seeds share one cache."""
@@ -146,6 +153,17 @@ class PretrainCorpusConfig:
             not (self.streaming and self.document_start_pattern),
             "data.document_start_pattern",
             "joins rows across the whole corpus, which data.streaming=true never holds; stream one document per row",
+        )
+        require(self.num_shards >= 1, "data.num_shards", "must be >= 1")
+        require(
+            self.shard is None or 0 <= self.shard < self.num_shards,
+            "data.shard",
+            f"must be one of 0 .. {self.num_shards - 1} (data.num_shards={self.num_shards})",
+        )
+        require(
+            not (self.streaming and self.num_shards > 1),
+            "data.num_shards",
+            "a streamed corpus is never cached: each process reads its own shard as it trains (data.streaming)",
         )
         needs_paths = (CorpusSource.sentence_files, CorpusSource.prose_files, CorpusSource.local)
         require(

@@ -198,6 +198,20 @@ def summarize(
     return stats
 
 
+def merged_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The statistics of several shards' splits as one split's: counts add up, shares and means are weighted by
+    what they are shares and means of (instances)."""
+    merged: dict[str, Any] = {}
+    for name in parts[0]:
+        values = [part[name] for part in parts]
+        if isinstance(values[0], float):
+            weights = [part["instances"] for part in parts]
+            merged[name] = sum(v * w for v, w in zip(values, weights, strict=True)) / max(1, sum(weights))
+        else:
+            merged[name] = sum(values)
+    return merged
+
+
 def map_processes(cfg: PretrainCorpusConfig, rows: int) -> int | None:
     return cfg.num_proc if cfg.num_proc > 1 and rows >= 2 * cfg.num_proc else None
 
@@ -213,9 +227,14 @@ def tokens_key(tokenizer: PreTrainedTokenizerBase) -> str:
     return stage_fingerprint(tokenizer_fingerprint(tokenizer))
 
 
+_NOT_SHAPING_INSTANCES = ("shard", "packing", "streaming", "stream_buffer")
+"""Data settings that do not change the cached instances: which shard `prepare` builds, how batches are run."""
+
+
 def cache_key(cfg: PretrainCorpusConfig, tokenizer: PreTrainedTokenizerBase) -> str:
     """Fingerprint of everything that shapes the instances: the data config and the tokenizer's vocabulary."""
-    return stage_fingerprint(asdict(cfg), tokenizer_fingerprint(tokenizer), str(MaskingMode(cfg.masking.mode)))
+    settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_SHAPING_INSTANCES}
+    return stage_fingerprint(settings, tokenizer_fingerprint(tokenizer), str(MaskingMode(cfg.masking.mode)))
 
 
 def majority_token(instances: datasets.Dataset, tables: VocabularyTables, sample: int = 20_000) -> int:

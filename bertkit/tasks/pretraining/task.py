@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from bertkit.tasks.pretraining.corpus import (
 from bertkit.tasks.pretraining.documents import (
     cache_key,
     majority_token,
+    merged_stats,
     split_documents,
     summarize,
     tokenize_documents,
@@ -121,13 +123,24 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
     def _cached(
         self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, tables: VocabularyTables
     ) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, Any]]:
-        """Training and held-out instances of the whole corpus, built once and cached."""
-        documents, key = load_documents(self.cfg, cache_dir), cache_key(self.cfg, tokenizer)
-        built: dict[str, datasets.Dataset] = {}
-        stats: dict[str, Any] = {}
-        for split, docs in zip(("train", HELD_OUT), split_documents(documents, self.cfg), strict=True):
-            built[split], stats[split] = self._instances(split, docs, tokenizer, tables, key)
-        return built["train"], built[HELD_OUT], stats
+        """Training and held-out instances of the corpus, built once and cached; with data.num_shards, shard by
+        shard (data.shard: that one alone), each split and cut on its own."""
+        documents, key, cfg = load_documents(self.cfg, cache_dir), cache_key(self.cfg, tokenizer), self.cfg
+        shards = range(cfg.num_shards) if cfg.shard is None else [cfg.shard]
+        built: dict[str, list[datasets.Dataset]] = {"train": [], HELD_OUT: []}
+        stats: dict[str, list[dict[str, Any]]] = {"train": [], HELD_OUT: []}
+        for shard in shards:
+            part, split_cfg, suffix = documents, cfg, ""
+            if cfg.num_shards > 1:  # the held-out cap is shared among the shards
+                part = documents.shard(cfg.num_shards, shard, contiguous=True)
+                split_cfg = replace(cfg, max_eval_documents=max(2, cfg.max_eval_documents // cfg.num_shards))
+                suffix = f".{shard}of{cfg.num_shards}"
+            for split, docs in zip(built, split_documents(part, split_cfg), strict=True):
+                instances, counts = self._instances(f"{split}{suffix}", docs, tokenizer, tables, key)
+                built[split].append(instances)
+                stats[split].append(counts)
+        train, held_out = (datasets.concatenate_datasets(built[split]) for split in ("train", HELD_OUT))
+        return train, held_out, {split: merged_stats(parts) for split, parts in stats.items()}
 
     def _streamed(
         self, tokenizer: PreTrainedTokenizerBase, cache_dir: Path, tables: VocabularyTables
@@ -158,13 +171,14 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
                 f"{split} split: {len(tokenized)} document(s) with any text after tokenization; "
                 f"{self.objective.needs_two_documents} needs at least two"
             )
+        held_out = split.partition(".")[0] == HELD_OUT  # "heldout", or one shard's: "heldout.0of4"
         settings = BuildSettings(
             cfg=self.cfg,
             tables=tables,
             cls_id=tokenizer.cls_token_id,
             sep_id=tokenizer.sep_token_id,
-            static_masks=split == HELD_OUT or self.cfg.masking.mode == MaskingMode.static,
-            dupe_factor=self.cfg.dupe_factor if split == "train" else 1,
+            static_masks=held_out or self.cfg.masking.mode == MaskingMode.static,
+            dupe_factor=1 if held_out else self.cfg.dupe_factor,
             split=split,
         )
         instances = build_instances(self.objective.builder(tokenized, settings), key)
