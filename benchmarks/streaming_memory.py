@@ -49,7 +49,7 @@ def stream_one_epoch(copies: int, work: Path) -> dict:
     tok = tokenizer.build(run.tokenizer, run.model, lambda: task.training_text(work / "cache"), work / "cache")
     data = task.build(tok, work / "cache")
     prepared = time.perf_counter()
-    stream = iter(data.train.for_process(0, 1))
+    stream = iter(data.train.for_process(0, 1, 42))
     instances = tokens = blocks = 0
     while True:
         examples = list(itertools.islice(stream, BATCH))

@@ -24,8 +24,9 @@ IGNORE_INDEX = -100
 """Label of positions that are not predicted (PyTorch's cross-entropy default)."""
 
 EXAMPLE_INDEX, EPOCH = "example_index", "epoch"
+"""Keys the trainer adds to every training example it hands the collator: where the example sits in the
+training set, and which epoch this is. Random choices keyed by them (MLM masks) replay exactly on resume."""
+
 STREAM_POSITION = "stream_position"
 """Key of a streamed training batch (data.streaming) holding where in the stream its last example sits (a
 JSON-able dict the stream resumes from); the trainer takes it out before the batch reaches the model."""
-"""Keys the trainer adds to every training example it hands the collator: where the example sits in the
-training set, and which epoch this is. Random choices keyed by them (MLM masks) replay exactly on resume."""

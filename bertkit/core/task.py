@@ -63,8 +63,8 @@ class ProcessStream(Protocol):
 class TrainingStream(Protocol):
     """A training set read as a stream (data.streaming): examples without a length, each process its own shard."""
 
-    def for_process(self, index: int, count: int) -> ProcessStream:
-        """The shard process `index` of `count` reads."""
+    def for_process(self, index: int, count: int, seed: int) -> ProcessStream:
+        """The shard process `index` of `count` reads, its examples in an order drawn from the training seed."""
         ...
 
 

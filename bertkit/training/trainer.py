@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 from bertkit.core.batch import EPOCH, EXAMPLE_INDEX, STREAM_POSITION, Batch
+from bertkit.core.errors import BertkitError
 from bertkit.core.result import TrainResult
 from bertkit.core.seeding import stable_seed
 from bertkit.core.task import Evaluation, ProcessStream, TaskData, TrainingStream
@@ -69,6 +72,18 @@ class KeyedDataset(Dataset):
         self.epoch = epoch
 
 
+@contextmanager
+def one_line_errors_from_workers() -> Iterator[None]:
+    """A data loader's worker re-raises a bertkit error with its traceback in the message; bad input is one line."""
+    try:
+        yield
+    except BertkitError as error:
+        lines = str(error).strip().splitlines()
+        if len(lines) > 1 and lines[0].startswith("Caught "):  # torch's ExceptionWrapper: "<type path>: <message>"
+            raise type(error)(lines[-1].partition(": ")[2]) from None
+        raise
+
+
 class Trainer:
     """Trains until max_steps, num_epochs or max_minutes, evaluating and checkpointing on the way; then
     evaluates and predicts with the final model (`fit`)."""
@@ -90,8 +105,9 @@ class Trainer:
         self.checkpoints = run_dir / checkpoints.CHECKPOINTS
         self.stream: ProcessStream | None = None
         self.stream_position: dict[str, Any] | None = None
+        self.keyed_train: KeyedDataset | None = None
         if isinstance(data.train, TrainingStream):  # data.streaming: this process's shard of the stream
-            self.stream = data.train.for_process(accelerator.process_index, accelerator.num_processes)
+            self.stream = data.train.for_process(accelerator.process_index, accelerator.num_processes, seed)
         else:
             self.keyed_train = KeyedDataset(data.train)
         self.state = LoopState()
@@ -151,6 +167,7 @@ class Trainer:
 
     def _train_loader(self) -> DataLoader:
         cfg = self.cfg
+        assert self.keyed_train is not None  # a training set of known length
         grouped = None
         if cfg.group_by_length:
             grouped = LengthGroupedSampler(example_lengths(self.data.train), cfg.per_device_batch_size, self.seed)
@@ -185,7 +202,7 @@ class Trainer:
         total = self.cfg.max_steps if self.cfg.max_steps is not None else steps_per_epoch * self.cfg.num_epochs
         if steps_per_epoch == 0 and total > 0:
             raise TrainingError(
-                f"the training set ({len(self.keyed_train)} examples) is smaller than one batch of "
+                f"the training set ({len(self.train_loader.dataset)} examples) is smaller than one batch of "
                 f"trainer.per_device_batch_size={self.cfg.per_device_batch_size} x "
                 f"{self.accelerator.num_processes} processes"
             )
@@ -230,12 +247,10 @@ class Trainer:
         self.train_loader.set_epoch(state.epoch)
         # Accelerate passes the epoch on to the sampler but, when several processes shard it, not to the
         # dataset: MLM masks keyed by epoch would repeat every epoch.
+        assert self.keyed_train is not None
         self.keyed_train.set_epoch(state.epoch)
         for batch in self.accelerator.skip_first_batches(self.train_loader, state.batch_in_epoch):
-            state.batch_in_epoch += 1
-            # Dropout draws from the global generator: keyed by position, it replays on resume.
-            torch.manual_seed(stable_seed(self.seed, state.epoch, state.batch_in_epoch, self.accelerator.process_index))
-            if self.micro_step(batch) and self._after_step():
+            if self._train_on(batch):
                 return
         state.epoch += 1
         state.batch_in_epoch = 0
@@ -246,13 +261,19 @@ class Trainer:
 
     def _train_stream(self) -> None:
         """Micro-batches of the stream until the end of training (the stream starts its epochs itself)."""
-        state, accelerator = self.state, self.accelerator
-        for batch in self.train_loader:
-            self.stream_position = batch.pop(STREAM_POSITION)
-            state.batch_in_epoch += 1
-            torch.manual_seed(stable_seed(self.seed, state.epoch, state.batch_in_epoch, accelerator.process_index))
-            if self.micro_step(send_to_device(batch, accelerator.device)) and self._after_step():
-                return
+        with one_line_errors_from_workers():
+            for batch in self.train_loader:
+                self.stream_position = batch.pop(STREAM_POSITION)
+                if self._train_on(send_to_device(batch, self.accelerator.device)):
+                    return
+
+    def _train_on(self, batch: Batch) -> bool:
+        """One micro-batch of the epoch, dropout drawn from a generator keyed by its position (so it replays on
+        resume); True: training is over."""
+        state = self.state
+        state.batch_in_epoch += 1
+        torch.manual_seed(stable_seed(self.seed, state.epoch, state.batch_in_epoch, self.accelerator.process_index))
+        return self.micro_step(batch) and self._after_step()
 
     def micro_step(self, batch: Batch) -> bool:
         """Forward and backward on one micro-batch; at an accumulation boundary also clip and update. Returns

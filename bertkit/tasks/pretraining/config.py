@@ -161,6 +161,11 @@ class PretrainCorpusConfig:
             f"must be one of 0 .. {self.num_shards - 1} (data.num_shards={self.num_shards})",
         )
         require(
+            not (self.streaming and self.max_documents is not None),
+            "data.max_documents",
+            "counts documents before the held-out split, which a stream (data.streaming) makes as it reads",
+        )
+        require(
             not (self.streaming and self.num_shards > 1),
             "data.num_shards",
             "a streamed corpus is never cached: each process reads its own shard as it trains (data.streaming)",

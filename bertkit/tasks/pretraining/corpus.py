@@ -89,6 +89,7 @@ def load_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Datas
 def stream_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.IterableDataset:
     """data.streaming: the documents `load_documents` would read, as an iterable dataset read as it is
     consumed (nothing cached). Each text or table file is a shard of the stream, a Hub dataset has its own."""
+    cache = str(cache_dir / "datasets")  # what datasets keeps of a streamed dataset: its scripts and metadata
     match cfg.source:
         case CorpusSource.sentence_files | CorpusSource.prose_files:
             kwargs: dict[str, Any] = {"files": file_keys(expand_paths(cfg.paths)), "errors": str(cfg.encoding_errors)}
@@ -113,14 +114,14 @@ def stream_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Ite
                 raise DataError(f"data.paths: {', '.join(cfg.paths)} are not all one of {sorted(TABLE_FORMATS)}")
             options = {"delimiter": "\t"} if files[0].suffix.lower() == ".tsv" else {}
             rows = datasets.load_dataset(
-                builder, data_files=[str(f) for f in files], split="train", streaming=True, **options
+                builder, data_files=[str(f) for f in files], split="train", streaming=True, cache_dir=cache, **options
             )
             return _streamed_rows_to_documents(rows, cfg, ", ".join(cfg.paths))
         case CorpusSource.hub:
             assert cfg.hub_name is not None  # the schema requires it for data.source=hub
             try:
                 named = (cfg.hub_name,) if cfg.hub_config is None else (cfg.hub_name, cfg.hub_config)
-                rows = datasets.load_dataset(*named, split=cfg.hub_split, streaming=True)
+                rows = datasets.load_dataset(*named, split=cfg.hub_split, streaming=True, cache_dir=cache)
             except Exception as error:
                 raise DataError(
                     f"could not stream Hub dataset {cfg.hub_name!r} (data.hub_name, config {cfg.hub_config!r}): "

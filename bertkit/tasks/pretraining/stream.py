@@ -66,6 +66,8 @@ class BlockBuilder:
             split=f"stream/{block}",  # the builder's generators are keyed by it: each block draws its own
         )
         builder = self.make_builder(datasets.Dataset(datasets.table.InMemoryTable(table)), settings)
+        if table.num_rows < 2:  # documents without any token are dropped: too few left to draw a next one from
+            return builder.features.arrow_schema.empty_table()
         return builder(table, list(range(table.num_rows)))
 
 
@@ -78,7 +80,7 @@ class InstanceStream(torch.utils.data.IterableDataset):
         documents: datasets.IterableDataset,
         build_block: BlockBuilder,
         held_out: frozenset[str],
-        seed: int,
+        seed: int | None = None,
         process: int | None = None,
     ) -> None:
         self.documents, self.build_block, self.held_out = documents, build_block, held_out
@@ -86,9 +88,9 @@ class InstanceStream(torch.utils.data.IterableDataset):
         self.block_documents = build_block.cfg.stream_buffer
         self.start: dict[str, Any] = {"epoch": 0, "block": 0, "consumed": 0, "documents": None}
 
-    def for_process(self, index: int, count: int) -> InstanceStream:
+    def for_process(self, index: int, count: int, seed: int) -> InstanceStream:
         shard = split_dataset_by_node(self.documents, rank=index, world_size=count) if count > 1 else self.documents
-        return InstanceStream(shard, self.build_block, self.held_out, self.seed, process=index)
+        return InstanceStream(shard, self.build_block, self.held_out, seed, process=index)
 
     def resume_from(self, position: dict[str, Any]) -> None:
         self.start = dict(position)
@@ -99,34 +101,42 @@ class InstanceStream(torch.utils.data.IterableDataset):
         epoch, first_block, skip, state = start["epoch"], start["block"], start["consumed"], start["documents"]
         while True:
             whole_epoch, yielded = state is None and skip == 0, False
-            for block, block_state, documents in self._blocks(epoch, first_block, state):
-                table = self.build_block(documents, f"{self.process}/{epoch}/{block}")
-                order = np.random.default_rng(stable_seed(self.seed, self.process, epoch, block)).permutation(
-                    table.num_rows
-                )
-                row = _row_reader(table)
-                for consumed in range(skip + 1, len(order) + 1):
+            for block, block_state, documents in self._blocks(first_block, state):
+                position = {"epoch": epoch, "block": block, "documents": block_state}
+                for example in self._block_examples(documents, position, skip):
                     yielded = True
-                    position = {"epoch": epoch, "block": block, "consumed": consumed, "documents": block_state}
-                    yield row(int(order[consumed - 1])) | {
-                        EXAMPLE_INDEX: f"{self.process}/{block}/{consumed}",
-                        EPOCH: epoch,
-                        STREAM_POSITION: position,
-                    }
+                    yield example
                 skip = 0
             if whole_epoch and not yielded:
                 raise DataError(
-                    f"process {self.process}'s shard of the corpus gives no training instances: it holds fewer "
-                    "than 2 documents besides the held-out ones (data.max_eval_documents, data.stream_buffer)"
+                    f"process {self.process}'s shard of the corpus gives no training instances: it holds fewer than "
+                    "2 documents with text besides the held-out ones; use fewer processes, more documents or a "
+                    "smaller data.max_eval_documents"
                 )
             epoch, first_block, skip, state = epoch + 1, 0, 0, None
 
+    def _block_examples(
+        self, documents: list[dict[str, Any]], position: dict[str, Any], skip: int
+    ) -> Iterator[dict[str, Any]]:
+        """The block's instances in their shuffled order, after the first `skip`, each with its position."""
+        epoch, block = position["epoch"], position["block"]
+        table = self.build_block(documents, f"{self.process}/{epoch}/{block}")
+        documents.clear()  # its text is not needed while its instances are trained on, and the next block is read
+        order = np.random.default_rng(stable_seed(self.seed, self.process, epoch, block)).permutation(table.num_rows)
+        row = _row_reader(table)
+        for consumed in range(skip + 1, len(order) + 1):
+            yield row(int(order[consumed - 1])) | {
+                EXAMPLE_INDEX: f"{self.process}/{block}/{consumed}",
+                EPOCH: epoch,
+                STREAM_POSITION: position | {"consumed": consumed},
+            }
+
     def _blocks(
-        self, epoch: int, first_block: int, state: dict[str, Any] | None
+        self, first_block: int, state: dict[str, Any] | None
     ) -> Iterator[tuple[int, dict[str, Any] | None, list[dict[str, Any]]]]:
-        """(block, the stream's state where it starts, its documents) from `first_block` of `epoch` on; the last
-        block of the shard may be shorter, and is left out with fewer than two documents."""
-        self.documents.set_epoch(epoch)  # the state loaded applies to this epoch only
+        """(block, the stream's state where it starts, its documents) from `first_block` on, to the end of the
+        shard; the last block may be shorter, and is left out with fewer than two documents. The shard is read in
+        the same order every epoch (datasets' epoch would reshuffle which files each process reads)."""
         self.documents.load_state_dict(state)  # None: from the start
         block, block_state, documents = first_block, state, []
         for document in self.documents:
@@ -140,8 +150,7 @@ class InstanceStream(torch.utils.data.IterableDataset):
         if len(documents) >= 2:
             yield block, block_state, documents
         elif documents:
-            log.debug("process %s, epoch %d: the shard's last document is left out (no other to pair it with)",
-                      self.process, epoch)  # fmt: skip
+            log.debug("process %s: the shard's last document is left out (no other to pair it with)", self.process)
 
 
 def _row_reader(table: pa.Table) -> Callable[[int], dict[str, Any]]:

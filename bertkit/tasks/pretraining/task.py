@@ -148,7 +148,13 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
         """data.streaming: the stream's first max_eval_documents documents are held out (built like a cached
         split); training instances are cut from the rest as it is read."""
         stream = stream_documents(self.cfg, cache_dir)
-        first = list(itertools.islice(stream, self.cfg.max_eval_documents))
+        documents = iter(stream)
+        first = list(itertools.islice(documents, self.cfg.max_eval_documents))
+        if len(list(itertools.islice(documents, 2))) < 2:
+            raise DataError(
+                f"the stream holds {len(first)} document(s) or barely more, and data.max_eval_documents="
+                f"{self.cfg.max_eval_documents} holds out its first ones: nothing is left to train on (lower it)"
+            )
         held_out_documents = datasets.Dataset.from_list(first, features=DOCUMENT_FEATURES)
         key = cache_key(self.cfg, tokenizer)
         held_out, held_out_stats = self._instances(HELD_OUT, held_out_documents, tokenizer, tables, key)
