@@ -163,7 +163,7 @@ def test_table_files_stream_a_document_per_row(corpus, tmp_path):
 def test_an_unreachable_hub_dataset_is_one_line_naming_the_setting(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cfg = PretrainCorpusConfig(source="hub", hub_name="nobody/no-such-corpus", streaming=True)
-    with pytest.raises(DataError, match=r"could not stream Hub dataset 'nobody/no-such-corpus' \(data.hub_name"):
+    with pytest.raises(DataError, match=r"could not load Hub dataset 'nobody/no-such-corpus' \(data.hub_name"):
         stream_documents(cfg, tmp_path)
 
 

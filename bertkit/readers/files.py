@@ -94,6 +94,17 @@ def text_lines(path: str, setting: str, errors: str = "strict") -> list[tuple[st
     return kept
 
 
+def table_builder(files: list[Path], setting: str) -> tuple[str, dict[str, Any]]:
+    """The `datasets` builder that reads these table files (all of one format), and its options."""
+    formats = {TABLE_FORMATS.get(f.suffix.lower()) for f in files}
+    if None in formats or len(formats) != 1:
+        bad = next((f for f in files if f.suffix.lower() not in TABLE_FORMATS), files[0])
+        raise DataError(f"{setting}: {bad} is not one of {sorted(TABLE_FORMATS)} (or the files mix formats)")
+    builder = formats.pop()
+    assert builder is not None  # None was refused above
+    return builder, {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
+
+
 def load_table(
     files: list[Path],
     setting: str,
@@ -106,12 +117,7 @@ def load_table(
     errors name the files (a decoded copy is named as the user's file); column_names: a CSV/TSV without a
     header line; as_text: CSV/TSV columns read as strings whatever they look like (e.g. "27" and "2,3")."""
     shown = shown or ", ".join(map(str, files))
-    formats = {TABLE_FORMATS.get(f.suffix.lower()) for f in files}
-    if None in formats or len(formats) != 1:
-        bad = next((f for f in files if f.suffix.lower() not in TABLE_FORMATS), files[0])
-        raise DataError(f"{setting}: {bad} is not one of {sorted(TABLE_FORMATS)} (or the files mix formats)")
-    builder = formats.pop()
-    options: dict[str, Any] = {"delimiter": "\t"} if builder == "csv" and files[0].suffix.lower() == ".tsv" else {}
+    builder, options = table_builder(files, setting)
     if builder == "csv" and column_names:
         options["column_names"] = list(column_names)
     if builder == "csv" and as_text:
@@ -132,13 +138,21 @@ def load_table(
 
 
 def load_hub(
-    name: str, config: str | None, datasets_cache: str, what: str, offline: str, split: str | None = None
+    name: str,
+    config: str | None,
+    datasets_cache: str,
+    what: str,
+    offline: str,
+    split: str | None = None,
+    streaming: bool = False,
 ) -> Any:
-    """`datasets.load_dataset` from the Hub; a failure (often: no network) is one line, "could not load <what>:
-    <reason>. Offline? <offline>", naming what to set instead."""
+    """`datasets.load_dataset` from the Hub (streamed: an iterable dataset); a failure (often: no network) is one
+    line, "could not load <what>: <reason>. Offline? <offline>", naming what to set instead."""
     try:
         named = (name,) if config is None else (name, config)
-        chosen = {} if split is None else {"split": split}
+        chosen: dict[str, Any] = {} if split is None else {"split": split}
+        if streaming:
+            chosen["streaming"] = True
         return datasets.load_dataset(*named, cache_dir=datasets_cache, **chosen)
     except Exception as error:
         raise DataError(f"could not load {what}: {first_line(error)}. Offline? {offline}") from None

@@ -22,7 +22,7 @@ import blingfire
 import datasets
 import pyarrow as pa
 
-from bertkit.core.errors import DataError, first_line
+from bertkit.core.errors import DataError
 from bertkit.core.seeding import fingerprint
 from bertkit.readers.files import (
     TABLE_FORMATS,
@@ -32,6 +32,7 @@ from bertkit.readers.files import (
     file_keys,
     load_hub,
     load_table,
+    table_builder,
 )
 from bertkit.tasks.pretraining.config import CorpusSource, PretrainCorpusConfig
 
@@ -51,22 +52,10 @@ def load_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Datas
     datasets_cache = str(cache_dir / "datasets")
     match cfg.source:
         case CorpusSource.sentence_files | CorpusSource.prose_files:
-            files = expand_paths(cfg.paths)
-            kwargs: dict[str, Any] = {"files": file_keys(files), "errors": str(cfg.encoding_errors)}
-            reader: Callable[..., Iterator[dict]] = _sentence_file_documents
-            if cfg.source == CorpusSource.prose_files:
-                reader, kwargs["strip_boilerplate"] = _prose_documents, cfg.strip_boilerplate
-            documents = _documents_from_generator(reader, kwargs, datasets_cache)
+            documents = _documents_from_generator(*_generated_documents(cfg, cfg.num_proc), datasets_cache)
             where = ", ".join(cfg.paths)
         case CorpusSource.embedded:
-            files = embedded_source_files(cfg.embedded.packages)
-            kwargs = {
-                "files": tuple(file_keys(files)),  # a tuple: datasets would shard a list, one pool per file
-                "max_chars": cfg.embedded.max_chars,
-                "min_sentences": cfg.embedded.min_sentences,
-                "num_proc": cfg.num_proc,
-            }
-            documents = _documents_from_generator(_docstring_documents, kwargs, datasets_cache)
+            documents = _documents_from_generator(*_generated_documents(cfg, cfg.num_proc), datasets_cache)
             where = f"the embedded corpus (data.embedded.packages={cfg.embedded.packages})"
         case CorpusSource.local:
             documents = _rows_to_documents(_load_local_rows(cfg, datasets_cache), cfg)
@@ -91,43 +80,36 @@ def stream_documents(cfg: PretrainCorpusConfig, cache_dir: Path) -> datasets.Ite
     consumed (nothing cached). Each text or table file is a shard of the stream, a Hub dataset has its own."""
     cache = str(cache_dir / "datasets")  # what datasets keeps of a streamed dataset: its scripts and metadata
     match cfg.source:
-        case CorpusSource.sentence_files | CorpusSource.prose_files:
-            kwargs: dict[str, Any] = {"files": file_keys(expand_paths(cfg.paths)), "errors": str(cfg.encoding_errors)}
-            reader: Callable[..., Iterator[dict]] = _sentence_file_documents
-            if cfg.source == CorpusSource.prose_files:
-                reader, kwargs["strip_boilerplate"] = _prose_documents, cfg.strip_boilerplate
+        case CorpusSource.sentence_files | CorpusSource.prose_files | CorpusSource.embedded:
+            # one process: the stream may be read in a data loader's worker, which starts no processes
+            reader, kwargs = _generated_documents(cfg, num_proc=1)
             return datasets.IterableDataset.from_generator(reader, features=DOCUMENT_FEATURES, gen_kwargs=kwargs)
-        case CorpusSource.embedded:
-            kwargs = {
-                "files": tuple(file_keys(embedded_source_files(cfg.embedded.packages))),  # one shard: max_chars
-                "max_chars": cfg.embedded.max_chars,
-                "min_sentences": cfg.embedded.min_sentences,
-                "num_proc": 1,  # the stream may be read in a data loader's worker, which starts no processes
-            }
-            return datasets.IterableDataset.from_generator(
-                _docstring_documents, features=DOCUMENT_FEATURES, gen_kwargs=kwargs
-            )
         case CorpusSource.local:
             files = expand_paths(cfg.paths)
-            builder = TABLE_FORMATS.get(files[0].suffix.lower())
-            if builder is None or any(TABLE_FORMATS.get(f.suffix.lower()) != builder for f in files):
-                raise DataError(f"data.paths: {', '.join(cfg.paths)} are not all one of {sorted(TABLE_FORMATS)}")
-            options = {"delimiter": "\t"} if files[0].suffix.lower() == ".tsv" else {}
+            builder, options = table_builder(files, "data.paths")
             rows = datasets.load_dataset(
                 builder, data_files=[str(f) for f in files], split="train", streaming=True, cache_dir=cache, **options
             )
             return _streamed_rows_to_documents(rows, cfg, ", ".join(cfg.paths))
         case CorpusSource.hub:
-            assert cfg.hub_name is not None  # the schema requires it for data.source=hub
-            try:
-                named = (cfg.hub_name,) if cfg.hub_config is None else (cfg.hub_name, cfg.hub_config)
-                rows = datasets.load_dataset(*named, split=cfg.hub_split, streaming=True, cache_dir=cache)
-            except Exception as error:
-                raise DataError(
-                    f"could not stream Hub dataset {cfg.hub_name!r} (data.hub_name, config {cfg.hub_config!r}): "
-                    f"{first_line(error)}. Offline? Save it as files and use data.source=local data.paths=[...]"
-                ) from None
+            rows = _load_hub_rows(cfg, cache, streaming=True)
             return _streamed_rows_to_documents(rows, cfg, f"Hub dataset {cfg.hub_name}")
+
+
+def _generated_documents(cfg: PretrainCorpusConfig, num_proc: int) -> tuple[Callable[..., Iterator[dict]], dict]:
+    """The generator of documents of a text-file or embedded source, and its arguments (a list among them is
+    what datasets shards a stream by: one shard per file)."""
+    if cfg.source == CorpusSource.embedded:
+        return _docstring_documents, {
+            "files": tuple(file_keys(embedded_source_files(cfg.embedded.packages))),  # a tuple: one shard, max_chars
+            "max_chars": cfg.embedded.max_chars,
+            "min_sentences": cfg.embedded.min_sentences,
+            "num_proc": num_proc,
+        }
+    kwargs: dict[str, Any] = {"files": file_keys(expand_paths(cfg.paths)), "errors": str(cfg.encoding_errors)}
+    if cfg.source == CorpusSource.prose_files:
+        return _prose_documents, kwargs | {"strip_boilerplate": cfg.strip_boilerplate}
+    return _sentence_file_documents, kwargs
 
 
 def stream_fingerprint(cfg: PretrainCorpusConfig) -> str:
@@ -251,12 +233,13 @@ def _load_local_rows(cfg: PretrainCorpusConfig, datasets_cache: str) -> datasets
     return rows
 
 
-def _load_hub_rows(cfg: PretrainCorpusConfig, datasets_cache: str) -> datasets.Dataset:
+def _load_hub_rows(cfg: PretrainCorpusConfig, datasets_cache: str, streaming: bool = False) -> Any:
+    """The rows of the Hub dataset (streamed: an iterable dataset, whose columns may be known only once read)."""
     assert cfg.hub_name is not None  # the schema requires it for data.source=hub
     what = f"Hub dataset {cfg.hub_name!r} (data.hub_name, config {cfg.hub_config!r})"
     offline = "Save it as files and use data.source=local data.paths=[...]"
-    rows = load_hub(cfg.hub_name, cfg.hub_config, datasets_cache, what, offline, split=cfg.hub_split)
-    if cfg.text_column not in rows.column_names:
+    rows = load_hub(cfg.hub_name, cfg.hub_config, datasets_cache, what, offline, cfg.hub_split, streaming)
+    if rows.column_names is not None and cfg.text_column not in rows.column_names:
         raise DataError(
             f"Hub dataset {cfg.hub_name}: no column {cfg.text_column!r} (data.text_column); "
             f"columns are {rows.column_names}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
@@ -45,7 +45,7 @@ def document_key(document: dict[str, Any]) -> str:
     return fingerprint(document[SENTENCES])
 
 
-@dataclass(frozen=True)
+@dataclass
 class BlockBuilder:
     """A block of documents -> its instances, as an Arrow table (the objective's builder on the block alone)."""
 
@@ -53,9 +53,14 @@ class BlockBuilder:
     tokenizer: PreTrainedTokenizerBase
     make_builder: Callable[[datasets.Dataset, BuildSettings], InstanceBuilder]
     tables: VocabularyTables
+    encode: PlainEncoder = field(init=False)
+    """One encoder for every block: its word cache fills once (a data loader's worker builds its own)."""
+
+    def __post_init__(self) -> None:
+        self.encode = PlainEncoder(self.tokenizer)
 
     def __call__(self, documents: list[dict[str, Any]], block: str) -> pa.Table:
-        table = tokenized_table(PlainEncoder(self.tokenizer), [document[SENTENCES] for document in documents])
+        table = tokenized_table(self.encode, [document[SENTENCES] for document in documents])
         settings = BuildSettings(
             cfg=self.cfg,
             tables=self.tables,

@@ -97,11 +97,11 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
             raise DataError("the tokenizer has no [CLS]/[SEP]/[MASK] token; BERT pretraining needs all three")
         tables = VocabularyTables(tokenizer)
         train, held_out, stats = (self._streamed if self.cfg.streaming else self._cached)(tokenizer, cache_dir, tables)
-        # a streamed run has no training set to count: the held-out documents stand in for it
-        counted = "train" if isinstance(train, datasets.Dataset) else HELD_OUT
-        self.majority_token = majority_token(train if isinstance(train, datasets.Dataset) else held_out, tables)
+        # a streamed run has no training set to count: its held-out instances stand in for it
+        counted, split = (train, "train") if isinstance(train, datasets.Dataset) else (held_out, HELD_OUT)
+        self.majority_token = majority_token(counted, tables)
         share = self.objective.label_share
-        self.majority_label = None if share is None else int(stats[counted][share[0]] > 0.5)
+        self.majority_label = None if share is None else int(stats[split][share[0]] > 0.5)
         collate = PretrainingCollator(
             tables,
             self.cfg.masking,
@@ -114,7 +114,7 @@ class PretrainingTask(Task[PretrainCorpusConfig]):
             spec=TaskSpec.of(tokenizer, self.cfg.max_seq_length),
             train=train,
             evaluation={HELD_OUT: held_out},
-            collate_train=collate if isinstance(train, datasets.Dataset) else PositionCarrying(collate),
+            collate_train=PositionCarrying(collate) if self.cfg.streaming else collate,
             collate_eval=collate,
             stats=stats,
             description=describe(self.cfg),
