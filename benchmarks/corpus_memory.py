@@ -20,14 +20,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from runs import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 GUTENBERG = ROOT.parent / "shared" / "data" / "text" / "gutenberg"
-RESULTS = ROOT / "benchmarks" / "results"
 
 
-def preprocess(copies: int, work: Path) -> dict:
-    """Build the data of a pretraining run on `copies` copies of the corpus (in this process)."""
+def built_data(copies: int, work: Path, overrides: list[str]) -> tuple[Any, float]:
+    """A `pretrain_tiny` run's data (with `overrides`) on `copies` copies of the novels, built in this process
+    under `work`: the task data, and the seconds the vocabulary and the data took."""
     sys.path.insert(0, str(ROOT))
     from hydra import compose, initialize_config_dir
 
@@ -37,15 +40,19 @@ def preprocess(copies: int, work: Path) -> dict:
     corpus = work / "corpus"
     linked_copies(copies, corpus)
     config.register_configs()
-    overrides = ["+experiment=pretrain_tiny", "data.source=prose_files", f"data.paths=[{corpus}]",
+    overrides = ["+experiment=pretrain_tiny", "data.source=prose_files", f"data.paths=[{corpus}]", *overrides,
                  f"cache_dir={work / 'cache'}"]  # fmt: skip
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=config.CONFIG_DIR, version_base="1.3"):
         run = config.load(compose("train", overrides=overrides))
     started = time.perf_counter()
     task = task_for(run.data)
     tok = tokenizer.build(run.tokenizer, run.model, lambda: task.training_text(work / "cache"), work / "cache")
-    bundle = task.build(tok, work / "cache")
-    seconds = time.perf_counter() - started
+    return task.build(tok, work / "cache"), time.perf_counter() - started
+
+
+def preprocess(copies: int, work: Path) -> dict:
+    """Build the data of a pretraining run on `copies` copies of the corpus (in this process)."""
+    bundle, seconds = built_data(copies, work, [])
     cache_bytes = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file())
     instance_tokens = int(bundle.stats["train"]["mean_instance_tokens"] * bundle.stats["train"]["instances"])
     instance_bytes = sum(Path(f["filename"]).stat().st_size for f in bundle.train.cache_files)
@@ -85,8 +92,6 @@ def main() -> None:
         return
     rows = [measure(copies) for copies in (1, 10)]
     ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "corpus_memory.json").write_text(json.dumps({"runs": rows, "peak_rss_ratio": ratio}, indent=2) + "\n")
     lines = [
         "| corpus | documents | tokens | instances | peak RSS | wall | whole cache | instance cache, bytes/token |",
         "|---|---|---|---|---|---|---|---|",
@@ -102,7 +107,7 @@ def main() -> None:
         f"\nPeak RSS ratio x10 / x1: {ratio:.2f} (target: at most 1.5). Instances are stored as "
         "int32 token ids without padding: 4 bytes a token plus list offsets."
     )
-    (RESULTS / "corpus_memory.md").write_text("\n".join(lines) + "\n")
+    write_results("corpus_memory", {"runs": rows, "peak_rss_ratio": ratio}, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

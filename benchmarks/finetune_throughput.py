@@ -15,7 +15,6 @@ benchmarks/results/finetune_throughput.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,10 +26,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from runs import write_results  # noqa: E402
+
 from bertkit.tasks.classification.glue import GlueClassification, GlueDataConfig, GlueTask  # noqa: E402
 from bertkit.training.batching import LengthGroupedSampler, example_lengths  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
 BATCH, SEQ = 32, 128
 
@@ -142,9 +142,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
     rows = [measure(task, args) for task in args.tasks]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "finetune_throughput.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / "finetune_throughput.md").write_text(table(rows))
+    write_results("finetune_throughput", rows, table(rows))
     print(table(rows))
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,11 +31,12 @@ from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from runs import write_results  # noqa: E402
+
 from bertkit import config, model, preprocess  # noqa: E402
 from bertkit.packing import enable_packing, layout_for  # noqa: E402
 from bertkit.training.trainer import KeyedDataset  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared"
 MINILM = SHARED / "models" / "all-MiniLM-L6-v2"
 WORKLOADS = {
@@ -150,9 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = [measure(workload, args) for workload in args.workloads]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "packing.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / "packing.md").write_text(table(rows))
+    write_results("packing", rows, table(rows))
     print(table(rows))
 
 

@@ -14,7 +14,6 @@ Results go to benchmarks/results/pretrain_throughput.{json,md} (and into `make b
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,9 +24,10 @@ from transformers import BertConfig, BertForPreTraining
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from runs import write_results  # noqa: E402
+
 from bertkit.tasks.pretraining.heads import MaskedLMOnlyBertForPreTraining  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 BATCH = {"bert_tiny": 32, "bert_mini": 32, "bert_small": 16, "bert_medium": 16, "bert_base": 8}
 VOCAB, SEQ, MASKED = 30522, 128, 0.15
 
@@ -118,9 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     default_steps = {"bert_tiny": 30, "bert_mini": 15, "bert_small": 8, "bert_medium": 6, "bert_base": 4}
     rows = [measure(name, args.steps or default_steps[name], args.warmup) for name in args.models]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pretrain_throughput.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / "pretrain_throughput.md").write_text(table(rows))
+    write_results("pretrain_throughput", rows, table(rows))
     print(table(rows))
 
 

@@ -15,6 +15,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def write_results(name: str, data: Any, markdown: str) -> None:
+    """A benchmark's figures as benchmarks/results/<name>.json and its table as <name>.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown)
 
 
 def train_command(threads: int, overrides: list[str]) -> list[str]:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
-from corpus_memory import RESULTS, ROOT, linked_copies, measure
+from corpus_memory import built_data, measure
+from runs import write_results
 
 BLOCK_DOCUMENTS = 8
 BATCH = 32
@@ -29,26 +29,11 @@ BATCH = 32
 
 def stream_one_epoch(copies: int, work: Path) -> dict:
     """Build a streamed run's data on `copies` copies of the corpus and read an epoch of it (in this process)."""
-    sys.path.insert(0, str(ROOT))
-    from hydra import compose, initialize_config_dir
+    streamed = ["data.streaming=true", f"data.stream_buffer={BLOCK_DOCUMENTS}", "data.max_eval_documents=2"]
+    data, prepare_seconds = built_data(copies, work, streamed)
+    from bertkit.core.batch import EPOCH, STREAM_POSITION  # importable once built_data put bertkit on the path
 
-    from bertkit import config, tokenizer
-    from bertkit.core.batch import EPOCH, STREAM_POSITION
-    from bertkit.tasks.registry import task_for
-
-    corpus = work / "corpus"
-    linked_copies(copies, corpus)
-    config.register_configs()
-    overrides = ["+experiment=pretrain_tiny", "data.source=prose_files", f"data.paths=[{corpus}]",
-                 "data.streaming=true", f"data.stream_buffer={BLOCK_DOCUMENTS}", "data.max_eval_documents=2",
-                 f"cache_dir={work / 'cache'}"]  # fmt: skip
-    with initialize_config_dir(config_dir=config.CONFIG_DIR, version_base="1.3"):
-        run = config.load(compose("train", overrides=overrides))
     started = time.perf_counter()
-    task = task_for(run.data)
-    tok = tokenizer.build(run.tokenizer, run.model, lambda: task.training_text(work / "cache"), work / "cache")
-    data = task.build(tok, work / "cache")
-    prepared = time.perf_counter()
     stream = iter(data.train.for_process(0, 1, 42))
     instances = tokens = blocks = 0
     while True:
@@ -58,7 +43,7 @@ def stream_one_epoch(copies: int, work: Path) -> dict:
         batch = data.collate_train(examples)
         instances, tokens = instances + len(examples), tokens + int(batch["attention_mask"].sum())
         blocks = batch[STREAM_POSITION]["block"] + 1
-    return {"copies": copies, "prepare_seconds": prepared - started, "epoch_seconds": time.perf_counter() - prepared,
+    return {"copies": copies, "prepare_seconds": prepare_seconds, "epoch_seconds": time.perf_counter() - started,
             "blocks": blocks, "instances": instances, "tokens": tokens,
             "held_out": data.stats["heldout"]}  # fmt: skip
 
@@ -73,8 +58,6 @@ def main() -> None:
         return
     rows = [measure(copies, __file__) for copies in (1, 10)]
     ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "streaming_memory.json").write_text(json.dumps({"runs": rows, "peak_rss_ratio": ratio}, indent=2) + "\n")
     lines = [
         "| corpus | blocks of 8 novels | instances (an epoch) | tokens | peak RSS | vocabulary, held-out | epoch | wall"
         " |",
@@ -90,7 +73,7 @@ def main() -> None:
         f"\nPeak RSS ratio x10 / x1: {ratio:.2f} (target: at most 1.2). Nothing is cached but the tokenizer and the "
         "held-out instances; the cached builder's figures for the same corpora are in corpus_memory.md."
     )
-    (RESULTS / "streaming_memory.md").write_text("\n".join(lines) + "\n")
+    write_results("streaming_memory", {"runs": rows, "peak_rss_ratio": ratio}, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
